@@ -1,0 +1,327 @@
+"""The one exception tree of the ``cloaca`` engine.
+
+Every error the engine raises on purpose derives from :class:`CloacaError`. Structured facts
+(``task_id``, ``key``, ``member``, ``field`` ...) are attributes, the message is built in
+``__str__`` from them, and every error survives pickling (worker processes send them back).
+
+::
+
+    CloacaError
+    ├── ContextError                 (key)          also TypeError / KeyError where dict users expect it
+    │   └── ContextValueError        (key)          a value is not JSON-serialisable
+    ├── TaskDefinitionError          (task_id)      bad @task arguments or signature (also ValueError)
+    ├── WorkflowError                (workflow)
+    │   ├── WorkflowValidationError  (workflow)     DAG problems found at build time
+    │   │   ├── UnknownDependencyError (task_id, dependency, suggestions)
+    │   │   ├── CycleError           (cycle)
+    │   │   └── DuplicateTaskError   (task_id)
+    │   ├── WorkflowNotFoundError    (workflow, suggestions)
+    │   └── TaskSelectionError       (task_id, suggestions)  unknown task in start_from/only/until
+    ├── TaskExecutionError           (task_id, error_type, message, traceback)
+    │   └── TaskTimeoutError         (task_id, timeout_seconds)
+    ├── PackageError                 (path)
+    │   ├── ManifestError            (field)
+    │   ├── UnsafeArchiveError       (member)
+    │   ├── IncompatibleTargetError  (target, host)
+    │   └── BuildError               (project)
+    ├── WorkerError                  (package)      a worker process died or misbehaved
+    └── StorageError                 (url)          the runner's database could not be used
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def _rebuild(cls: type[CloacaError], fields: dict[str, Any]) -> CloacaError:
+    return cls(**fields)
+
+
+class CloacaError(Exception):
+    """Base of every error the engine raises on purpose.
+
+    Subclasses list their structured fields in ``_fields``; those become attributes and drive
+    pickling. ``__str__`` returns :meth:`describe`.
+    """
+
+    _fields: tuple[str, ...] = ("message",)
+
+    def __init__(self, message: str = "", **fields: Any) -> None:
+        self.message = message
+        for name in self._fields:
+            if name != "message":
+                setattr(self, name, fields.get(name))
+        super().__init__(message)
+
+    def describe(self) -> str:
+        """Return the human-readable message (overridden by subclasses that build it)."""
+        return self.message
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = {name: getattr(self, name, None) for name in self._fields}
+        return (_rebuild, (type(self), fields))
+
+
+def _hint(suggestions: Sequence[str] | None) -> str:
+    if not suggestions:
+        return ""
+    quoted = ", ".join(repr(s) for s in suggestions)
+    return f" Did you mean {quoted}?"
+
+
+# --------------------------------------------------------------------------- context
+class ContextError(CloacaError, KeyError):
+    """A context operation failed for ``key`` (e.g. ``insert`` of a key that exists)."""
+
+    _fields = ("message", "key")
+    key: str | None
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.describe()
+
+
+class ContextValueError(CloacaError, TypeError):
+    """A value stored under ``key`` is not JSON-serialisable."""
+
+    _fields = ("message", "key", "value_type")
+    key: str | None
+    value_type: str | None
+
+    def describe(self) -> str:
+        if self.message:
+            return self.message
+        return (
+            f"Context value for key {self.key!r} is not JSON-serialisable "
+            f"(got {self.value_type}). Store str, int, float, bool, None, lists or dicts; "
+            "convert other objects first (e.g. .isoformat() for datetimes, .tolist() for arrays)."
+        )
+
+
+# --------------------------------------------------------------------------- definitions
+class TaskDefinitionError(CloacaError, ValueError):
+    """A ``@task`` declaration is invalid (bad id, bad signature, conflicting retry options)."""
+
+    _fields = ("message", "task_id")
+    task_id: str | None
+
+    def describe(self) -> str:
+        if self.task_id:
+            return f"task {self.task_id!r}: {self.message}"
+        return self.message
+
+
+class WorkflowError(CloacaError):
+    """Something is wrong with a workflow as a whole."""
+
+    _fields = ("message", "workflow")
+    workflow: str | None
+
+    def describe(self) -> str:
+        if self.workflow:
+            return f"workflow {self.workflow!r}: {self.message}"
+        return self.message
+
+
+class WorkflowValidationError(WorkflowError, ValueError):
+    """The workflow's DAG is invalid; raised when it is built or registered."""
+
+
+class UnknownDependencyError(WorkflowValidationError):
+    """Task ``task_id`` depends on ``dependency``, which no task of the workflow has as id."""
+
+    _fields = ("message", "workflow", "task_id", "dependency", "suggestions")
+    task_id: str | None
+    dependency: str | None
+    suggestions: list[str] | None
+
+    def describe(self) -> str:
+        where = f"workflow {self.workflow!r}: " if self.workflow else ""
+        return (
+            f"{where}task {self.task_id!r} depends on unknown task {self.dependency!r}."
+            f"{_hint(self.suggestions)} Check the id in dependencies=[...] or define that task."
+        )
+
+
+class CycleError(WorkflowValidationError):
+    """The dependencies form a cycle; ``cycle`` lists it with the first id repeated at the end."""
+
+    _fields = ("message", "workflow", "cycle")
+    cycle: list[str] | None
+
+    def describe(self) -> str:
+        where = f"workflow {self.workflow!r}: " if self.workflow else ""
+        path = " -> ".join(self.cycle or [])
+        return f"{where}dependency cycle: {path}. Remove one of these dependencies."
+
+
+class DuplicateTaskError(WorkflowValidationError):
+    """Two tasks share the id ``task_id``."""
+
+    _fields = ("message", "workflow", "task_id")
+    task_id: str | None
+
+    def describe(self) -> str:
+        where = f"workflow {self.workflow!r}: " if self.workflow else ""
+        extra = f" ({self.message})" if self.message else ""
+        return f"{where}duplicate task id {self.task_id!r}{extra}. Task ids must be unique."
+
+
+class WorkflowNotFoundError(WorkflowError, KeyError):
+    """No workflow is registered under ``workflow``."""
+
+    _fields = ("message", "workflow", "suggestions")
+    suggestions: list[str] | None
+
+    def describe(self) -> str:
+        return (
+            f"no workflow named {self.workflow!r} is registered.{_hint(self.suggestions)} "
+            "Register it with WorkflowBuilder(name) or register_workflow_constructor()."
+        )
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+class TaskSelectionError(WorkflowError, ValueError):
+    """A sub-DAG selection names a task that is not in the workflow."""
+
+    _fields = ("message", "workflow", "task_id", "suggestions")
+    task_id: str | None
+    suggestions: list[str] | None
+
+    def describe(self) -> str:
+        where = f"workflow {self.workflow!r}: " if self.workflow else ""
+        return f"{where}unknown task {self.task_id!r} in the selection.{_hint(self.suggestions)}"
+
+
+# --------------------------------------------------------------------------- execution
+class TaskExecutionError(CloacaError):
+    """Task ``task_id`` raised ``error_type: message``; ``traceback`` is the formatted trace."""
+
+    _fields = ("message", "task_id", "error_type", "traceback")
+    task_id: str | None
+    error_type: str | None
+    traceback: str | None
+
+    def describe(self) -> str:
+        kind = f"{self.error_type}: " if self.error_type else ""
+        return f"task {self.task_id!r} failed: {kind}{self.message}"
+
+
+class TaskTimeoutError(TaskExecutionError):
+    """Task ``task_id`` ran longer than ``timeout_seconds``."""
+
+    _fields = ("message", "task_id", "error_type", "traceback", "timeout_seconds")
+    timeout_seconds: float | None
+
+    def describe(self) -> str:
+        return (
+            f"task {self.task_id!r} timed out after {self.timeout_seconds}s. "
+            "Raise timeout_seconds on the task or make it faster."
+        )
+
+
+# --------------------------------------------------------------------------- packages
+class PackageError(CloacaError):
+    """A package archive or project could not be built, read or loaded."""
+
+    _fields = ("message", "path")
+    path: str | None
+
+    def describe(self) -> str:
+        if self.path:
+            return f"{self.path}: {self.message}"
+        return self.message
+
+
+class ManifestError(PackageError):
+    """``manifest.json`` is missing or invalid; ``field`` names the offending field."""
+
+    _fields = ("message", "path", "field")
+    field: str | None
+
+    def describe(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        fld = f"manifest field {self.field!r}: " if self.field else "manifest: "
+        return f"{where}{fld}{self.message}"
+
+
+class UnsafeArchiveError(PackageError):
+    """Archive member ``member`` is unsafe (escaping path, link, device, too large ...)."""
+
+    _fields = ("message", "path", "member")
+    member: str | None
+
+    def describe(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{where}archive member {self.member!r} rejected: {self.message}"
+
+
+class IncompatibleTargetError(PackageError):
+    """The package was built for ``target`` but this host is ``host``."""
+
+    _fields = ("message", "path", "target", "host")
+    target: str | None
+    host: str | None
+
+    def describe(self) -> str:
+        return (
+            f"package built for {self.target} cannot run on this host ({self.host}). "
+            f"Build it with `cloaca build --target {self.host}`."
+        )
+
+
+class BuildError(PackageError):
+    """``cloaca build`` failed for the project at ``path``."""
+
+
+class WorkerError(CloacaError):
+    """A worker process for package ``package`` died or broke the protocol."""
+
+    _fields = ("message", "package")
+    package: str | None
+
+    def describe(self) -> str:
+        if self.package:
+            return f"worker for package {self.package!r}: {self.message}"
+        return self.message
+
+
+class StorageError(CloacaError):
+    """The runner's database at ``url`` could not be opened or used."""
+
+    _fields = ("message", "url")
+    url: str | None
+
+    def describe(self) -> str:
+        if self.url:
+            return f"database {self.url}: {self.message}"
+        return self.message
+
+
+__all__ = [
+    "BuildError",
+    "CloacaError",
+    "ContextError",
+    "ContextValueError",
+    "CycleError",
+    "DuplicateTaskError",
+    "IncompatibleTargetError",
+    "ManifestError",
+    "PackageError",
+    "StorageError",
+    "TaskDefinitionError",
+    "TaskExecutionError",
+    "TaskSelectionError",
+    "TaskTimeoutError",
+    "UnknownDependencyError",
+    "UnsafeArchiveError",
+    "WorkerError",
+    "WorkflowError",
+    "WorkflowNotFoundError",
+    "WorkflowValidationError",
+]

@@ -1,0 +1,1 @@
+"""Package format and builder: manifest model, targets, discovery, lock/vendor, archives."""
