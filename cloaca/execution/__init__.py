@@ -1,0 +1,1 @@
+"""The scheduler every front end shares: event-driven, async + threads, retries, timeouts."""
