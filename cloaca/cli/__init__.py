@@ -1,0 +1,1 @@
+"""Command-line front ends: ``cloaca`` (:mod:`cloaca.cli.build`). The only layer that prints."""

@@ -1,0 +1,3 @@
+"""data-pipeline-example: the reference cloaca Python package (see README.md)."""
+
+__version__ = "1.0.0"
