@@ -172,3 +172,7 @@ def _rich_progress() -> Iterator[ProgressCallback]:
                 bar.update(row, description=message, completed=stages.get(stage, 0))  # type: ignore[arg-type]
 
         yield update
+
+
+if __name__ == "__main__":  # `python -m cloaca.cli.build`
+    sys.exit(main())

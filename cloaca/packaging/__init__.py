@@ -1,10 +1,36 @@
 """Package format and builder: manifest model, targets, discovery, lock/vendor, archives.
 
 ``build_package`` is the library form of ``cloaca build``; ``plan_build`` checks a project
-without building it.
+without building it. They are imported on first use, so the loader's ``import
+cloaca.packaging.manifest`` stays light.
 """
 
-from cloaca.packaging.builder import BuildPlan, BuiltPackage, build_package, plan_build
-from cloaca.packaging.targets import TARGETS
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cloaca.packaging.builder import BuildPlan, BuiltPackage, build_package, plan_build
+    from cloaca.packaging.targets import TARGETS
+
+_LAZY = {
+    "BuildPlan": "cloaca.packaging.builder",
+    "BuiltPackage": "cloaca.packaging.builder",
+    "build_package": "cloaca.packaging.builder",
+    "plan_build": "cloaca.packaging.builder",
+    "TARGETS": "cloaca.packaging.targets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cloaca.packaging' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["TARGETS", "BuildPlan", "BuiltPackage", "build_package", "plan_build"]

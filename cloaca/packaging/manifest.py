@@ -75,7 +75,9 @@ class Manifest(_Strict):
     python: PythonInfo | None = None
     rust: RustInfo | None = None
     tasks: list[TaskEntry]
-    created_at: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+    created_at: str = Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+    )
     signature: str | None = None
 
     @model_validator(mode="after")
@@ -113,7 +115,7 @@ def parse_manifest(raw: bytes | str | dict[str, Any], path: str | None = None) -
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise ManifestError(
-            f"unsupported format_version {version!r}; this loader reads format_version \"2\" "
+            f'unsupported format_version {version!r}; this loader reads format_version "2" '
             "only. Rebuild the package with a current `cloaca build`.",
             path=path,
             field="format_version",
