@@ -49,6 +49,7 @@ class ParsedModule:
 
 
 def kwargs_of(deco: ast.expr) -> dict[str, ast.expr]:
+    """Return the keyword arguments of a decorator call (none for a bare ``@task``)."""
     if not isinstance(deco, ast.Call):
         return {}
     return {kw.arg: kw.value for kw in deco.keywords if kw.arg is not None}
@@ -71,6 +72,13 @@ def _not_literal(
 def task_id_of(
     mod: ParsedModule, fn: ast.FunctionDef | ast.AsyncFunctionDef, deco: ast.expr
 ) -> str:
+    """Return the task id a decorator gives ``fn``: its literal ``id=``, else the function name.
+
+    Raises
+    ------
+    BuildError
+        When ``id=`` is not a string literal.
+    """
     node = kwargs_of(deco).get("id")
     if node is None:
         return fn.name
@@ -82,7 +90,7 @@ def task_id_of(
 def _literal(node: ast.expr) -> Any:
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, RecursionError):
         return _NOT_LITERAL
 
 
@@ -95,6 +103,21 @@ def read_task(
     deco: ast.expr,
     ids: dict[tuple[str, str], str],
 ) -> DiscoveredTask:
+    """Read the manifest fields of one decorated function.
+
+    Parameters
+    ----------
+    mod, fn, deco:
+        The module, the function and its ``@task`` decorator node.
+    ids:
+        ``(module, function name) -> task id`` for every task of the project, to turn function
+        references in ``dependencies=[...]`` into ids.
+
+    Raises
+    ------
+    BuildError
+        For an argument that is not a literal (naming the task, file and line).
+    """
     task_id = ids[(mod.name, fn.name)]
     kw = kwargs_of(deco)
     explicit: set[str] = set()

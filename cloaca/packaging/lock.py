@@ -22,10 +22,14 @@ log = logging.getLogger(__name__)
 #: runs a command line (uv first) and returns the completed process, stdout/stderr as text
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
+# uv wraps its messages to the terminal width ($COLUMNS), so words may be split by newlines
 _SDIST_ONLY = re.compile(
-    r"Wheels are required for `([^`]+)`|([A-Za-z0-9_.\-]+)(?:==\S+)? has no usable wheels"
+    r"Wheels\s+are\s+required\s+for\s+`([^`]+)`"
+    r"|([A-Za-z0-9_.\-]+)(?:==\S+)?\s+has\s+no\s+usable\s+wheels"
 )
-_NOT_FOUND = re.compile(r"Because ([A-Za-z0-9_.\-]+) was not found in the package registry")
+_NOT_FOUND = re.compile(
+    r"Because\s+([A-Za-z0-9_.\-]+)\s+was\s+not\s+found\s+in\s+the\s+package\s+registry"
+)
 
 
 def find_uv() -> str:

@@ -77,3 +77,16 @@ def test_uv_override_that_does_not_exist(monkeypatch: pytest.MonkeyPatch) -> Non
         find_uv()
     monkeypatch.delenv("CLOACA_UV")
     assert find_uv().endswith("uv")
+
+
+def test_messages_wrapped_to_the_terminal_width_are_still_understood() -> None:
+    wrapped = (
+        "  cause: Because cloaca-test-no-such-package-3f9a was not found in the package\n"
+        "         registry and you require cloaca-test-no-such-package-3f9a, we can\n"
+    )
+    assert describe_uv_failure(wrapped, "t").startswith(
+        "dependency 'cloaca-test-no-such-package-3f9a' cannot be resolved"
+    )
+    assert "'docopt' has no binary" in describe_uv_failure(
+        "Wheels are\n  required for `docopt`", "t"
+    )

@@ -176,3 +176,16 @@ def test_build_in_the_current_directory_defaults_to_dist(cli: Cli, tmp_path: Pat
     proc = cli("build", cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert (project / "dist" / f"mini-0.0.1-{host_target()}.cloaca").is_file()
+
+
+def test_the_examples_own_local_tests_pass() -> None:
+    # `make test` collects tests/ only; the example's suite runs here with its own pytest config
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        capture_output=True,
+        text=True,
+        cwd=EXAMPLE,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "8 passed" in proc.stdout
