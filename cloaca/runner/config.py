@@ -1,0 +1,81 @@
+"""`DefaultRunnerConfig`: the runner's knobs (names and defaults from Cloacina's API)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class DefaultRunnerConfig:
+    """Settings of a :class:`~cloaca.runner.DefaultRunner`; every attribute is settable.
+
+    Attributes
+    ----------
+    max_concurrent_tasks:
+        Tasks of one execution that may run at once.
+    scheduler_poll_interval_ms:
+        How often the runner looks in the database for work written by *other* processes
+        (executions queued with ``enqueue``, executions left by a dead runner). Work started
+        in this process never waits for a poll.
+    task_timeout_seconds:
+        Timeout for tasks that set no ``timeout_seconds`` (None: no limit).
+    workflow_timeout_seconds:
+        Timeout for a whole execution (None: no limit).
+    db_pool_size:
+        Database connection pool size.
+    enable_recovery:
+        Resume executions left ``Running`` by a dead runner (on start and periodically).
+    enable_cron_scheduling:
+        Run the cron scheduler in this runner.
+    cron_poll_interval_seconds:
+        Longest sleep of the cron scheduler; it also wakes for the earliest due schedule.
+    cron_max_catchup_executions:
+        After downtime, how many of a schedule's missed runs to start (the most recent ones;
+        0 skips missed runs). See ``docs/storage.md``.
+    cron_enable_recovery:
+        Periodically re-start cron runs whose execution never started (claimed but lost).
+    cron_recovery_interval_seconds:
+        How often that check runs.
+    cron_lost_threshold_minutes:
+        A claimed cron run whose execution is still unstarted after this long is lost.
+    cron_max_recovery_age_seconds:
+        Missed or lost runs older than this are never started.
+    cron_max_recovery_attempts:
+        How many times one lost cron run is re-started.
+    """
+
+    max_concurrent_tasks: int = 4
+    scheduler_poll_interval_ms: int = 100
+    task_timeout_seconds: float | None = 300
+    workflow_timeout_seconds: float | None = None
+    db_pool_size: int = 10
+    enable_recovery: bool = True
+    enable_cron_scheduling: bool = True
+    cron_poll_interval_seconds: float = 30
+    cron_max_catchup_executions: int = 1
+    cron_enable_recovery: bool = True
+    cron_recovery_interval_seconds: float = 300
+    cron_lost_threshold_minutes: float = 10
+    cron_max_recovery_age_seconds: float = 86400
+    cron_max_recovery_attempts: int = 3
+
+    @staticmethod
+    def default() -> DefaultRunnerConfig:
+        """A config with every default."""
+        return DefaultRunnerConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict."""
+        return asdict(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _FIELD_NAMES:
+            raise AttributeError(
+                f"DefaultRunnerConfig has no setting {name!r}; "
+                f"known settings: {', '.join(sorted(_FIELD_NAMES))}"
+            )
+        object.__setattr__(self, name, value)
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(DefaultRunnerConfig))

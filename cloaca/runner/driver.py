@@ -1,0 +1,192 @@
+"""One execution in flight: its thread, its event loop, and the events it persists.
+
+Each execution runs :func:`~cloaca.execution.scheduler.execute_workflow` on a private event
+loop in its own thread (a long synchronous task of one execution never delays another, nor
+the runner's cron and recovery work). The scheduler's event callback turns each lifecycle
+event into a row update queued on the runner's :class:`~cloaca.runner.writer.Writer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from cloaca.errors import StorageError
+from cloaca.execution import events as ev
+from cloaca.execution.events import TaskEvent
+from cloaca.execution.result import FAILED, PENDING, ExecutionResult
+from cloaca.execution.scheduler import execute_workflow
+from cloaca.runner.recovery import ResumePlan
+
+if TYPE_CHECKING:
+    from cloaca.runner.config import DefaultRunnerConfig
+    from cloaca.runner.writer import Writer
+
+
+class ExecutionDriver:
+    """Runs one stored execution to its end and persists it (see the module docstring)."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        plan: ResumePlan,
+        initial: dict[str, Any],
+        writer: Writer,
+        config: DefaultRunnerConfig,
+        on_done: Any = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.plan = plan
+        self.initial = initial
+        self.writer = writer
+        self.config = config
+        self.on_done = on_done
+        self.future: Future[ExecutionResult] = Future()
+        self.lost_reason: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._thread = threading.Thread(
+            target=self._main, name=f"cloaca-exec-{execution_id[:8]}", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the execution's thread."""
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end."""
+        self._thread.join(timeout)
+
+    def stop(self, reason: str) -> None:
+        """Cancel the run (ownership lost, or shutdown without waiting)."""
+        self.lost_reason = reason
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+
+    # ------------------------------------------------------------------ the thread
+    def _main(self) -> None:
+        try:
+            result = asyncio.run(self._run())
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt) or self.lost_reason:
+                exc = StorageError(
+                    f"execution {self.execution_id} stopped here: {self.lost_reason or exc}"
+                )
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+        finally:
+            if self.on_done is not None:
+                self.on_done(self.execution_id)
+
+    async def _run(self) -> ExecutionResult:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        if self.lost_reason is not None:
+            raise asyncio.CancelledError
+        cfg, plan, eid = self.config, self.plan, self.execution_id
+        finished: set[str] = set()
+        result = await execute_workflow(
+            plan.workflow,
+            self.initial,
+            on_event=self._make_callback(finished),
+            max_concurrency=cfg.max_concurrent_tasks,
+            default_timeout=cfg.task_timeout_seconds,
+            workflow_timeout=cfg.workflow_timeout_seconds,
+            completed=plan.completed or None,
+            execution_id=eid,
+        )
+        write = self.writer.update_task
+        for node, rec in result.tasks.items():
+            if node in plan.offsets and node not in plan.completed:
+                rec.attempts = plan.offsets[node] + (0 if node in plan.exhausted else rec.attempts)
+            if rec.status == FAILED and rec.error is not None:
+                write(
+                    eid,
+                    node,
+                    {
+                        "status": FAILED,
+                        "attempts": rec.attempts,
+                        "finished_at": rec.finished_at,
+                        "error_type": rec.error.error_type,
+                        "error_message": rec.error.message,
+                        "traceback": rec.error.traceback,
+                    },
+                )
+            elif node not in finished and node not in plan.completed and rec.status != PENDING:
+                write(
+                    eid,
+                    node,
+                    {
+                        "status": rec.status,
+                        "attempts": rec.attempts,
+                        "finished_at": rec.finished_at,
+                        "skip_reason": rec.skip_reason,
+                    },
+                )
+        self.writer.update_execution(
+            eid,
+            {
+                "status": result.status,
+                "final_context": json.dumps(result.final_context._data),
+                "error_message": result.error_message,
+                "finished_at": result.finished_at,
+            },
+        )
+        self.writer.flush()
+        if self.lost_reason is not None:
+            raise asyncio.CancelledError
+        return result
+
+    def _make_callback(self, finished: set[str]) -> Any:
+        put = self.writer.queue.put
+        eid = self.execution_id
+        offsets, exhausted = self.plan.offsets, self.plan.exhausted
+        dumps = json.dumps
+
+        def on_event(e: TaskEvent) -> None:
+            kind, node = e.kind, e.task_id
+            if node is None:
+                return
+            off = offsets.get(node, 0)
+            attempts = off if node in exhausted else off + e.attempt
+            if kind == ev.TASK_STARTED:
+                fields: dict[str, Any] = {"status": "Running", "attempts": attempts}
+                if attempts == 1:
+                    fields["started_at"] = e.at
+            elif kind == ev.TASK_COMPLETED:
+                finished.add(node)
+                fields = {
+                    "status": "Completed",
+                    "attempts": attempts,
+                    "finished_at": e.at,
+                    "output": dumps(e.context),
+                }
+            elif kind == ev.TASK_FAILED:
+                finished.add(node)
+                fields = {
+                    "status": "Failed",
+                    "attempts": attempts,
+                    "finished_at": e.at,
+                    "error_message": e.error,
+                }
+            elif kind == ev.TASK_SKIPPED:
+                finished.add(node)
+                fields = {"status": "Skipped", "finished_at": e.at, "skip_reason": e.error}
+            elif kind == ev.TASK_RETRYING:
+                fields = {"error_message": e.error}
+            else:
+                return
+            put(("t", eid, node, fields))
+
+        return on_event
+
+
+def now() -> float:
+    """Current time as stored in the database (UTC epoch seconds)."""
+    return time.time()

@@ -1,0 +1,426 @@
+"""`DefaultRunner`: durable workflow executions on SQLite or PostgreSQL.
+
+The runner looks workflows up by name (the process-wide registry, or workflows registered on
+the runner itself), records each execution and its tasks in the database through the
+write-behind :class:`~cloaca.runner.writer.Writer`, and runs them with the one scheduler
+(:func:`~cloaca.execution.scheduler.execute_workflow`) — one thread per execution. A
+background thread (:mod:`cloaca.runner.service`) keeps the heartbeat, claims work written by
+other processes (queued or orphaned executions), fires cron schedules and polls triggers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cloaca.context import Context
+from cloaca.errors import StorageError
+from cloaca.execution.result import ExecutionResult
+from cloaca.runner import claims, history
+from cloaca.runner.config import DefaultRunnerConfig
+from cloaca.runner.cron import CronMixin
+from cloaca.runner.driver import ExecutionDriver
+from cloaca.runner.recovery import ResumePlan, plan_resume
+from cloaca.runner.triggers import TriggerMixin
+from cloaca.runner.writer import Writer
+from cloaca.storage import Store
+from cloaca.workflow import Workflow, get_workflow, list_workflows
+
+log = logging.getLogger("cloaca.runner")
+
+
+def _initial(context: Context | Mapping[str, Any] | None) -> dict[str, Any]:
+    if context is None:
+        return {}
+    if isinstance(context, Context):
+        return context.to_dict()
+    return Context(context).to_dict()
+
+
+class DefaultRunner(CronMixin, TriggerMixin):
+    """Run workflows durably: every execution and task is recorded, crashes are recovered.
+
+    Parameters
+    ----------
+    database_url:
+        ``sqlite:///path/file.db`` (created if missing), ``sqlite://relative.db``,
+        ``sqlite:///:memory:`` or ``postgresql://user@host:port/db``.
+    config:
+        A :class:`DefaultRunnerConfig` (defaults when None).
+    schema:
+        PostgreSQL schema for a tenant (see :meth:`with_schema`).
+    heartbeat_interval, stale_after:
+        Seconds between heartbeats, and the age after which another runner's heartbeat
+        counts as dead (its executions are then recovered).
+
+    Examples
+    --------
+    >>> with DefaultRunner("sqlite:///runs.db") as runner:       # doctest: +SKIP
+    ...     result = runner.execute("etl", {"day": "2024-01-01"})
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        config: DefaultRunnerConfig | None = None,
+        *,
+        schema: str | None = None,
+        heartbeat_interval: float = 2.0,
+        stale_after: float = 30.0,
+    ) -> None:
+        self.config = config if config is not None else DefaultRunnerConfig()
+        self.store = Store(database_url, schema=schema, pool_size=self.config.db_pool_size)
+        self.runner_id = str(uuid.uuid4())
+        self.heartbeat_interval = heartbeat_interval
+        self.stale_after = stale_after
+        self._workflows: dict[str, Workflow] = {}
+        self._recorded: set[tuple[str, str]] = set()
+        self._live: dict[str, ExecutionDriver] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        claims.register_runner(self.store, self.runner_id)
+        self.writer = Writer(self.store, self.runner_id, on_lost=self._lost)
+        self._init_cron()
+        self._init_triggers()
+        if self.config.enable_recovery:
+            claims.reap_dead_local_runners(self.store, self.runner_id)
+            self.claim_work()
+        from cloaca.runner.service import Service
+
+        self._service = Service(self)
+        self._service.start()
+
+    @classmethod
+    def with_schema(
+        cls, database_url: str, schema: str, config: DefaultRunnerConfig | None = None
+    ) -> DefaultRunner:
+        """A runner for one tenant: its tables live in PostgreSQL ``schema`` (created on first
+        use); tenants never see each other's executions, schedules or triggers."""
+        return cls(database_url, config, schema=schema)
+
+    @property
+    def schema(self) -> str | None:
+        """The tenant schema, or None."""
+        return self.store.schema
+
+    # ------------------------------------------------------------------ workflows
+    def register_workflow(self, workflow: Workflow, name: str | None = None) -> Workflow:
+        """Make ``workflow`` runnable by this runner under ``name`` (default: its own name),
+        without touching the process-wide registry (the server registers packages this way).
+        """
+        if name is not None and name != workflow.name:
+            clone = object.__new__(Workflow)
+            clone.__dict__.update(workflow.__dict__)
+            clone.name = name
+            workflow = clone
+        with self._lock:
+            self._workflows[workflow.name] = workflow
+        self._record(workflow)
+        return workflow
+
+    def known_workflows(self) -> list[str]:
+        """Names this runner can run (its own registrations and the global registry)."""
+        with self._lock:
+            own = set(self._workflows)
+        return sorted(own | set(list_workflows()))
+
+    def _resolve(self, workflow: str | Workflow) -> Workflow:
+        if isinstance(workflow, Workflow):
+            with self._lock:
+                known = self._workflows.get(workflow.name)
+            if known is not workflow:
+                try:
+                    is_global = get_workflow(workflow.name) is workflow
+                except KeyError:
+                    is_global = False
+                if not is_global:
+                    self.register_workflow(workflow)
+            return workflow
+        with self._lock:
+            wf = self._workflows.get(workflow)
+        return wf if wf is not None else get_workflow(workflow)
+
+    def _record(self, wf: Workflow) -> None:
+        key = (wf.name, wf.version)
+        if key in self._recorded:
+            return
+        self._recorded.add(key)
+        self.writer.register_workflow(
+            {
+                "name": wf.name,
+                "version": wf.version,
+                "task_ids": json.dumps(list(wf.dag.order)),
+                "registered_at": time.time(),
+            }
+        )
+
+    # ------------------------------------------------------------------ executions
+    def submit(
+        self,
+        workflow: str | Workflow,
+        context: Context | Mapping[str, Any] | None = None,
+        *,
+        start_from: str | None = None,
+        only: Sequence[str] | None = None,
+        until: str | None = None,
+        origin: str = "api",
+    ) -> str:
+        """Start an execution in this runner without waiting; return its id.
+
+        The execution row is written before the first task's state; use :meth:`wait` for
+        the result.
+        """
+        return self._create(workflow, context, start_from, only, until, origin, run=True)[0]
+
+    def enqueue(
+        self,
+        workflow: str | Workflow,
+        context: Context | Mapping[str, Any] | None = None,
+        *,
+        start_from: str | None = None,
+        only: Sequence[str] | None = None,
+        until: str | None = None,
+    ) -> str:
+        """Store a ``Pending`` execution that any runner on this database may claim and run
+        (this one included, at its next poll); return its id once it is committed."""
+        eid, _ = self._create(workflow, context, start_from, only, until, "api", run=False)
+        self.writer.flush()
+        return eid
+
+    def _create(
+        self,
+        workflow: str | Workflow,
+        context: Context | Mapping[str, Any] | None,
+        start_from: str | None,
+        only: Sequence[str] | None,
+        until: str | None,
+        origin: str,
+        run: bool,
+        execution_id: str | None = None,
+    ) -> tuple[str, ExecutionDriver | None]:
+        self._check_open()
+        wf = self._resolve(workflow)
+        self._record(wf)
+        selection = None
+        if start_from or only or until:
+            wf = wf.subset(start_from, only, until)
+            selection = {"start_from": start_from, "only": list(only or []) or None, "until": until}
+        initial = _initial(context)
+        eid = execution_id or str(uuid.uuid4())
+        now = time.time()
+        selected = wf.selection if wf.selection is not None else None
+        self.writer.insert_execution(
+            {
+                "id": eid,
+                "workflow_name": wf.name,
+                "workflow_version": wf.version,
+                "status": "Running" if run else "Pending",
+                "origin": origin,
+                "context": json.dumps(initial),
+                "selection": json.dumps(selection) if selection else None,
+                "owner": self.runner_id if run else None,
+                "recovery_count": 0,
+                "created_at": now,
+                "started_at": now if run else None,
+            },
+            [
+                {
+                    "execution_id": eid,
+                    "task_id": node,
+                    "position": i,
+                    "status": "Pending",
+                    "attempts": 0,
+                }
+                for i, node in enumerate(wf.dag.order)
+                if selected is None or node in selected
+            ],
+        )
+        driver = self._launch(eid, ResumePlan(wf), initial) if run else None
+        return eid, driver
+
+    def _launch(self, eid: str, plan: ResumePlan, initial: dict[str, Any]) -> ExecutionDriver:
+        driver = ExecutionDriver(eid, plan, initial, self.writer, self.config, self._finished)
+        with self._lock:
+            self._live[eid] = driver
+        driver.start()
+        return driver
+
+    def _finished(self, eid: str) -> None:
+        with self._lock:
+            self._live.pop(eid, None)
+
+    def _lost(self, eid: str) -> None:
+        with self._lock:
+            driver = self._live.get(eid)
+        if driver is not None:
+            driver.stop("another runner took this execution over")
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionResult:
+        """Block until execution ``execution_id`` ends and return its result.
+
+        Works for executions run by this runner and, by polling the database, for ones run
+        by other runner processes.
+        """
+        with self._lock:
+            driver = self._live.get(execution_id)
+        if driver is not None:
+            return driver.future.result(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = max(self.config.scheduler_poll_interval_ms, 10) / 1000
+        while True:
+            record = history.get_execution(self.store, execution_id)
+            if record is None:
+                raise KeyError(f"no execution {execution_id!r} in {self.store.url.display}")
+            if record.status in history.TERMINAL:
+                result = history.load_result(self.store, execution_id)
+                assert result is not None
+                return result
+            with self._lock:
+                driver = self._live.get(execution_id)
+            if driver is not None:
+                return driver.future.result(timeout)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_id} did not finish in {timeout}s")
+            time.sleep(interval)
+
+    def execute(
+        self,
+        workflow: str | Workflow,
+        context: Context | Mapping[str, Any] | None = None,
+        **selection: Any,
+    ) -> ExecutionResult:
+        """Run ``workflow`` (a registered name or a :class:`Workflow`) and block until it ends.
+
+        Returns the :class:`ExecutionResult` (``execution_id`` set); a failed task gives
+        ``status == "Failed"`` rather than an exception. ``start_from``, ``only`` and
+        ``until`` select a sub-DAG.
+        """
+        _, driver = self._create(workflow, context, *_sel(selection), "api", run=True)
+        assert driver is not None
+        return driver.future.result()
+
+    async def execute_async(
+        self,
+        workflow: str | Workflow,
+        context: Context | Mapping[str, Any] | None = None,
+        **selection: Any,
+    ) -> ExecutionResult:
+        """Async twin of :meth:`execute`: awaits the execution without blocking the loop."""
+        _, driver = self._create(workflow, context, *_sel(selection), "api", run=True)
+        assert driver is not None
+        return await asyncio.wrap_future(driver.future)
+
+    # ------------------------------------------------------------------ history
+    def list_executions(
+        self,
+        workflow_name: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[history.ExecutionRecord]:
+        """Stored executions, newest first (without task records; see :meth:`get_execution`)."""
+        return history.list_executions(self.store, workflow_name, status, limit, offset)
+
+    def get_execution(self, execution_id: str) -> history.ExecutionRecord | None:
+        """One stored execution with its initial/final context and per-task records
+        (status, attempts, timings, error, output context), or None when unknown."""
+        return history.get_execution(self.store, execution_id)
+
+    # ------------------------------------------------------------------ claims / recovery
+    def claim_work(self) -> list[str]:
+        """Claim executions written by other processes (queued, or left by a dead runner)
+        and start them here; return their ids. The service thread calls this on each poll.
+        """
+        if self._closed:
+            return []
+        stale_before = time.time() - self.stale_after
+        known = self.known_workflows()
+        if not claims.has_claimable(self.store, known, stale_before):
+            return []
+        started = []
+        for row, task_rows in claims.claim_executions(
+            self.store, self.runner_id, known, stale_before
+        ):
+            try:
+                plan = self._plan(row, task_rows)
+            except Exception:
+                log.exception("cannot resume execution %s; marking it Failed", row["id"])
+                self.writer.update_execution(
+                    row["id"],
+                    {
+                        "status": "Failed",
+                        "finished_at": time.time(),
+                        "error_message": "could not be resumed (see the runner log)",
+                    },
+                )
+                continue
+            if row["status"] == "Running":
+                log.info("resuming execution %s of %r", row["id"], row["workflow_name"])
+            self._launch(row["id"], plan, json.loads(row["context"]))
+            started.append(row["id"])
+        return started
+
+    def _plan(self, row: dict[str, Any], task_rows: list[dict[str, Any]]) -> ResumePlan:
+        wf = self._resolve(row["workflow_name"])
+        if row["workflow_version"] and wf.version != row["workflow_version"]:
+            log.warning(
+                "execution %s was started with version %s of %r; resuming with version %s",
+                row["id"],
+                row["workflow_version"],
+                wf.name,
+                wf.version,
+            )
+        if row["selection"]:
+            sel = json.loads(row["selection"])
+            wf = wf.subset(sel.get("start_from"), sel.get("only"), sel.get("until"))
+        return plan_resume(wf, json.loads(row["context"]), task_rows)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("this runner was shut down", url=self.store.url.display)
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop the runner.
+
+        With ``wait`` (the default) running executions finish first; otherwise they are
+        stopped and stay ``Running`` in the database, to be resumed by the next runner.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._service.stop()
+        with self._lock:
+            drivers = list(self._live.values())
+        for driver in drivers:
+            if not wait:
+                driver.stop("the runner was shut down")
+            driver.join(timeout)
+        self.writer.close()
+        try:
+            claims.unregister_runner(self.store, self.runner_id)
+        except Exception:  # the database may be gone; nothing left to protect
+            log.debug("could not unregister runner %s", self.runner_id, exc_info=True)
+        self.store.dispose()
+
+    def __enter__(self) -> DefaultRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"DefaultRunner({self.store!r}, runner_id={self.runner_id[:8]!r})"
+
+
+def _sel(selection: dict[str, Any]) -> tuple[Any, Any, Any]:
+    unknown = set(selection) - {"start_from", "only", "until"}
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    return selection.get("start_from"), selection.get("only"), selection.get("until")

@@ -1,0 +1,177 @@
+"""The write-behind queue: every state change of every execution goes through one thread.
+
+The scheduler's event callback only appends to a queue (no I/O in the task path). The writer
+thread takes everything queued so far, coalesces updates of the same row, and writes the batch
+in one transaction — so a burst of task events costs one commit, not one per event. Callers
+that need durability (the end of an execution, ``submit``) wait on a barrier.
+
+Ownership fence: updates of an execution are applied only while this runner still owns it
+(``pipeline_executions.owner``; the rows are locked ``FOR UPDATE`` on PostgreSQL). If another
+runner took it over, the updates are dropped and ``on_lost(execution_id)`` is called so the
+local run stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+
+from cloaca.errors import StorageError
+from cloaca.storage import Store
+from cloaca.storage.models import pipeline_executions as pe
+from cloaca.storage.models import task_executions as te
+from cloaca.storage.models import workflow_registrations as wr
+
+log = logging.getLogger("cloaca.runner")
+
+
+class Barrier:
+    """Set when everything queued before it is committed (or failed: see ``error``)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the writes before this barrier are committed; raise on failure."""
+        if not self.event.wait(timeout):
+            raise TimeoutError("database writes did not complete in time")
+        if self.error is not None:
+            raise StorageError(f"could not persist runner state: {self.error}") from self.error
+
+
+class Writer:
+    """Owns the single write-behind thread of a runner (see the module docstring)."""
+
+    def __init__(self, store: Store, runner_id: str, on_lost: Callable[[str], None]) -> None:
+        self.store = store
+        self.runner_id = runner_id
+        self.on_lost = on_lost
+        self.queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="cloaca-writer", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ producers
+    def insert_execution(self, row: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+        """Queue a new execution row and its task rows."""
+        self.queue.put(("x", row, tasks))
+
+    def register_workflow(self, row: dict[str, Any]) -> None:
+        """Queue a workflow registration (ignored when (name, version) exists)."""
+        self.queue.put(("w", row))
+
+    def update_task(self, execution_id: str, task_id: str, fields: dict[str, Any]) -> None:
+        """Queue column updates of one task row."""
+        self.queue.put(("t", execution_id, task_id, fields))
+
+    def update_execution(self, execution_id: str, fields: dict[str, Any]) -> None:
+        """Queue column updates of one execution row."""
+        self.queue.put(("e", execution_id, fields))
+
+    def barrier(self) -> Barrier:
+        """Return a barrier set once everything queued so far is committed."""
+        barrier = Barrier()
+        self.queue.put(("b", barrier))
+        return barrier
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything queued so far is committed."""
+        self.barrier().wait(timeout)
+
+    def close(self, timeout: float | None = 30) -> None:
+        """Write what is queued and stop the thread."""
+        if self._thread.is_alive():
+            self.queue.put(("stop",))
+            self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ the thread
+    def _loop(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while True:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            barriers = [op[1] for op in batch if op[0] == "b"]
+            try:
+                self._apply(batch)
+            except Exception as exc:
+                log.exception("runner database write failed (%d queued changes lost)", len(batch))
+                for barrier in barriers:
+                    barrier.error = exc
+            for barrier in barriers:
+                barrier.event.set()
+            if any(op[0] == "stop" for op in batch):
+                return
+
+    def _apply(self, batch: list[tuple[Any, ...]]) -> None:
+        inserts: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        registrations: list[dict[str, Any]] = []
+        tasks: dict[tuple[str, str], dict[str, Any]] = {}
+        execs: dict[str, dict[str, Any]] = {}
+        for op in batch:
+            kind = op[0]
+            if kind == "t":
+                tasks.setdefault((op[1], op[2]), {}).update(op[3])
+            elif kind == "e":
+                execs.setdefault(op[1], {}).update(op[2])
+            elif kind == "x":
+                inserts.append((op[1], op[2]))
+            elif kind == "w":
+                registrations.append(op[1])
+        if not (inserts or registrations or tasks or execs):
+            return
+        lost: set[str] = set()
+        with self.store.write() as conn:
+            for row in registrations:
+                conn.execute(_insert_ignore(self.store.dialect, wr), [row])
+            for row, task_rows in inserts:
+                conn.execute(insert(pe), [row])
+                if task_rows:
+                    conn.execute(insert(te), task_rows)
+            ids = {eid for eid, _ in tasks} | set(execs)
+            if ids:
+                owned_q = select(pe.c.id).where(pe.c.id.in_(ids), pe.c.owner == self.runner_id)
+                if self.store.supports_skip_locked:
+                    owned_q = owned_q.with_for_update()
+                owned = set(conn.scalars(owned_q))
+                lost = ids - owned
+                _update_tasks(conn, {k: v for k, v in tasks.items() if k[0] in owned})
+                for eid, fields in execs.items():
+                    if eid in owned:
+                        conn.execute(update(pe).where(pe.c.id == eid).values(**fields))
+        for eid in lost:
+            log.warning("execution %s is owned by another runner now; stopping it here", eid)
+            self.on_lost(eid)
+
+
+def _update_tasks(conn: Any, tasks: dict[tuple[str, str], dict[str, Any]]) -> None:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for (eid, tid), fields in tasks.items():
+        keys = tuple(sorted(fields))
+        params = {"b_eid": eid, "b_tid": tid}
+        params.update({"v_" + k: v for k, v in fields.items()})
+        groups.setdefault(keys, []).append(params)
+    for keys, rows in groups.items():
+        stmt = (
+            update(te)
+            .where(te.c.execution_id == bindparam("b_eid"), te.c.task_id == bindparam("b_tid"))
+            .values({k: bindparam("v_" + k) for k in keys})
+        )
+        conn.execute(stmt, rows)
+
+
+def _insert_ignore(dialect: str, table: Any) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
