@@ -1,0 +1,164 @@
+"""The glue between an IPython shell and the kit: cell hooks, live widgets, display.
+
+One :class:`NotebookKit` per shell holds the :class:`~cloaca_nb.session.NotebookSession`, listens
+to ``@task`` declarations (:func:`cloaca.task.add_task_listener`) and to IPython's
+``pre_run_cell``/``post_run_cell`` events, and keeps the DAG widgets shown so far up to date. The
+magics and the public ``cloaca_nb.run``/``arun`` functions call into it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from cloaca.task import add_task_listener, remove_task_listener
+from cloaca_nb.session import NotebookSession
+
+if TYPE_CHECKING:
+    from cloaca_nb.dag_widget import DagWidget
+    from cloaca_nb.result import NotebookResult
+
+_kit: NotebookKit | None = None
+
+
+class NotebookKit:
+    """Everything ``%load_ext cloaca_nb`` installs into ``shell``."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.session = NotebookSession(module=shell.user_ns.get("__name__", "__main__"))
+        self.widgets: weakref.WeakSet[DagWidget] = weakref.WeakSet()
+        self.renderer = "auto"
+
+    # ------------------------------------------------------------------ install
+    def install(self) -> None:
+        """Start listening to task declarations and cell runs."""
+        add_task_listener(self.session.declare)
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+        self.session.subscribe(self._redraw)
+
+    def uninstall(self) -> None:
+        """Undo :meth:`install`; the session's tasks are forgotten."""
+        remove_task_listener(self.session.declare)
+        for name, cb in (
+            ("pre_run_cell", self.pre_run_cell),
+            ("post_run_cell", self.post_run_cell),
+        ):
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister(name, cb)
+        self.session.unsubscribe(self._redraw)
+        self.session.reset()
+        self.widgets.clear()
+
+    def pre_run_cell(self, info: Any) -> None:
+        """IPython hook: a cell starts."""
+        self.session.begin_cell(
+            info.raw_cell, self.shell.execution_count, getattr(info, "cell_id", None)
+        )
+
+    def post_run_cell(self, result: Any) -> None:
+        """IPython hook: a cell ended."""
+        self.session.end_cell(failed=not result.success)
+
+    # ------------------------------------------------------------------ widgets
+    def dag_widget(self, renderer: str | None = None) -> DagWidget:
+        """A new live DAG widget of the session (redrawn whenever task cells change)."""
+        from cloaca_nb.dag_widget import DagWidget
+
+        widget = DagWidget(self.session.graph(), renderer=renderer or self.renderer)
+        self.widgets.add(widget)
+        return widget
+
+    def _redraw(self, session: NotebookSession) -> None:
+        graph = session.graph()
+        for widget in list(self.widgets):
+            widget.refresh(graph)
+
+    def filenames(self) -> dict[str, str]:
+        """Cell pseudo-file -> ``cell In[n]``, from IPython's compiler cache."""
+        mapping = getattr(getattr(self.shell, "compile", None), "_filename_map", {}) or {}
+        return {name: f"cell In[{n}]" for name, n in mapping.items()}
+
+    # ------------------------------------------------------------------ runs
+    def _run_widgets(self, show: bool) -> list[DagWidget]:
+        if not show:
+            return list(self.widgets)
+        from IPython.display import display
+
+        widget = self.dag_widget()
+        display(widget)
+        return list(self.widgets)
+
+    def run(self, context: Any = None, *, show: bool = True, **options: Any) -> NotebookResult:
+        """Run in-kernel (see :func:`cloaca_nb.inkernel.run`), showing a live DAG widget."""
+        from cloaca_nb import inkernel
+
+        widgets = self._run_widgets(show)
+        result = inkernel.run(
+            self.session, context, widgets=widgets, filenames=self.filenames(), **options
+        )
+        self.report_failure(result)
+        return result
+
+    async def arun(
+        self, context: Any = None, *, show: bool = True, **options: Any
+    ) -> NotebookResult:
+        """Run on the kernel's event loop (see :func:`cloaca_nb.inkernel.arun`)."""
+        from cloaca_nb import inkernel
+
+        widgets = self._run_widgets(show)
+        result = await inkernel.arun(
+            self.session, context, widgets=widgets, filenames=self.filenames(), **options
+        )
+        self.report_failure(result)
+        return result
+
+    def report_failure(self, result: NotebookResult) -> None:
+        """Show failed tasks' tracebacks (pointing at their cells) on stderr."""
+        if result.status != "Completed":
+            print(result.failure_report(), file=sys.stderr)
+
+    def widgets_for(self, ids: Sequence[str]) -> list[DagWidget]:  # pragma: no cover - helper
+        """Live widgets that draw all of ``ids``."""
+        return [w for w in self.widgets if set(ids) <= {n.id for n in w.graph.nodes}]
+
+
+def install(shell: Any) -> NotebookKit:
+    """Install the kit into ``shell`` (idempotent) and return it."""
+    global _kit
+    if _kit is not None and _kit.shell is shell:
+        return _kit
+    if _kit is not None:
+        _kit.uninstall()
+    _kit = NotebookKit(shell)
+    _kit.install()
+    from cloaca_nb.magics import CloacaMagics
+
+    shell.register_magics(CloacaMagics)
+    return _kit
+
+
+def uninstall(shell: Any) -> None:
+    """Remove the kit from ``shell``."""
+    global _kit
+    if _kit is not None and _kit.shell is shell:
+        _kit.uninstall()
+        _kit = None
+    from cloaca_nb.magics import MAGIC_NAMES
+
+    line_magics = shell.magics_manager.magics.get("line", {})
+    for name in MAGIC_NAMES:
+        line_magics.pop(name, None)
+
+
+def current() -> NotebookKit:
+    """The installed kit; raises :class:`~cloaca_nb.errors.NotebookError` when not loaded."""
+    if _kit is None:
+        from cloaca_nb.errors import NotebookError
+
+        raise NotebookError("the notebook kit is not loaded: run `%load_ext cloaca_nb` first")
+    return _kit

@@ -1,0 +1,165 @@
+"""The ``%cloaca_*`` magics: argument parsing, then calls into the kit. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from cloaca_nb.errors import NotebookError
+
+MAGIC_NAMES = ("cloaca_dag", "cloaca_run", "cloaca_build", "cloaca_tasks")
+
+
+def parse_params(pairs: list[str] | None, context_file: str | None) -> dict[str, Any]:
+    """``--context-file`` (a JSON object) then ``-p key=value`` pairs (JSON, else a string)."""
+    context: dict[str, Any] = {}
+    if context_file:
+        data = json.loads(Path(context_file).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise NotebookError(f"--context-file {context_file} must hold a JSON object")
+        context.update(data)
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise NotebookError(f"-p expects key=value, got {pair!r}")
+        try:
+            context[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            context[key] = raw
+    return context
+
+
+@magics_class
+class CloacaMagics(Magics):
+    """``%cloaca_dag``, ``%cloaca_run``, ``%cloaca_build`` and ``%cloaca_tasks``."""
+
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None
+        return self.shell.user_ns
+
+    @property
+    def kit(self) -> Any:
+        from cloaca_nb.hooks import current
+
+        return current()
+
+    @magic_arguments()
+    @argument("--svg", metavar="PATH", help="also write the drawing as SVG to PATH")
+    @argument(
+        "--renderer",
+        choices=["auto", "dot", "python"],
+        default=None,
+        help="auto: graphviz dot when installed, else the built-in layout",
+    )
+    @argument("--no-display", action="store_true", help="do not display the widget")
+    @line_magic
+    def cloaca_dag(self, line: str) -> Any:
+        """Show the session DAG as a live widget (tasks, edges, cells, problems)."""
+        args = parse_argstring(self.cloaca_dag, line)
+        if args.renderer:
+            self.kit.renderer = args.renderer
+        widget = self.kit.dag_widget(args.renderer)
+        if args.svg:
+            widget.save_svg(args.svg)
+        return None if args.no_display else widget
+
+    @magic_arguments()
+    @argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="initial context entry; VALUE is JSON (falls back to a string)",
+    )
+    @argument("--context-file", metavar="PATH", help="JSON object with the initial context")
+    @argument("--from", dest="start_from", metavar="TASK", help="run TASK and what follows it")
+    @argument("--only", nargs="+", metavar="TASK", help="run exactly these tasks")
+    @argument("--until", metavar="TASK", help="run TASK and what it depends on")
+    @argument("--out", metavar="NAME", help="also store the result in the variable NAME")
+    @argument("--raise", dest="raise_", action="store_true", help="raise when a task fails")
+    @argument("--no-widget", action="store_true", help="do not show the live DAG widget")
+    @argument("--max-concurrency", type=int, default=4, help="tasks running at once")
+    @argument("--isolated", action="store_true", help="run in a fresh kernel via papermill")
+    @argument("--kernel", metavar="NAME", help="isolated: kernel name (default python3)")
+    @argument("--timeout", type=float, metavar="SECONDS", help="isolated: per-cell timeout")
+    @argument("--report", metavar="PATH", help="isolated: render the executed notebook to HTML")
+    @argument("--workdir", metavar="DIR", help="isolated: where notebooks are written")
+    @argument(
+        "--spare",
+        action="store_true",
+        help="isolated: use (and replace) a spare kernel started in the background",
+    )
+    @line_magic
+    def cloaca_run(self, line: str) -> Any:
+        """Run the session workflow in-kernel (default) or in a fresh kernel (``--isolated``)."""
+        args = parse_argstring(self.cloaca_run, line)
+        context = parse_params(args.param, args.context_file)
+        select = {"start_from": args.start_from, "only": args.only, "until": args.until}
+        if args.isolated:
+            from cloaca_nb.isolated import run_isolated_session
+
+            result = run_isolated_session(
+                self.kit,
+                context,
+                kernel_name=args.kernel,
+                timeout=args.timeout,
+                report=args.report,
+                workdir=args.workdir,
+                spare=args.spare,
+                out=(self.user_ns, args.out),
+                **select,
+            )
+        else:
+            result = self.kit.run(
+                context, show=not args.no_widget, max_concurrency=args.max_concurrency, **select
+            )
+        if args.out:
+            self.user_ns[args.out] = result
+        if args.raise_:
+            result.raise_for_status()
+        return result
+
+    @magic_arguments()
+    @argument("-o", "--out-dir", default="dist", metavar="DIR", help="where archives go")
+    @argument("--target", action="append", metavar="T", help="target platform (repeatable)")
+    @argument("--name", help="package name (default notebook-tasks)")
+    @argument("--version", help="package version (default 0.1.0)")
+    @argument("--module", help="Python package the tasks go in (default from the name)")
+    @argument("--project-dir", metavar="DIR", help="keep the generated project in DIR")
+    @line_magic
+    def cloaca_build(self, line: str) -> Any:
+        """Export the session's tasks (and the code they need) as ``.cloaca`` packages."""
+        args = parse_argstring(self.cloaca_build, line)
+        from cloaca_nb.export import build_session
+
+        return build_session(
+            self.kit.session,
+            out_dir=args.out_dir,
+            targets=args.target,
+            name=args.name,
+            version=args.version,
+            module=args.module,
+            project_dir=args.project_dir,
+        )
+
+    @magic_arguments()
+    @argument("--forget", metavar="TASK", help="drop TASK (e.g. its cell was deleted)")
+    @argument("--reset", action="store_true", help="forget every task")
+    @line_magic
+    def cloaca_tasks(self, line: str) -> Any:
+        """List the session's tasks and the cells that define them."""
+        args = parse_argstring(self.cloaca_tasks, line)
+        session = self.kit.session
+        if args.reset:
+            session.reset()
+        if args.forget and not session.forget(args.forget):
+            print(f"no task {args.forget!r} in the session", file=sys.stderr)
+        from cloaca_nb.session import describe_cells
+
+        return describe_cells(session)
