@@ -24,9 +24,7 @@ def _is_json_value(value: Any, depth: int = 0) -> bool:
     if isinstance(value, list | tuple):
         return all(_is_json_value(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and _is_json_value(v, depth + 1) for k, v in value.items()
-        )
+        return all(isinstance(k, str) and _is_json_value(v, depth + 1) for k, v in value.items())
     return False
 
 

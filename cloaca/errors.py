@@ -7,9 +7,9 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
 ::
 
     CloacaError
-    ├── ContextError                 (key)          also TypeError / KeyError where dict users expect it
+    ├── ContextError                 (key)          also a KeyError, as dict users expect
     │   └── ContextValueError        (key)          a value is not JSON-serialisable
-    ├── TaskDefinitionError          (task_id)      bad @task arguments or signature (also ValueError)
+    ├── TaskDefinitionError          (task_id)      bad @task arguments/signature (a ValueError)
     ├── WorkflowError                (workflow)
     │   ├── WorkflowValidationError  (workflow)     DAG problems found at build time
     │   │   ├── UnknownDependencyError (task_id, dependency, suggestions)
@@ -45,7 +45,7 @@ class CloacaError(Exception):
     pickling. ``__str__`` returns :meth:`describe`.
     """
 
-    _fields: tuple[str, ...] = ("message",)
+    _fields: tuple[str, ...] = ("message",)  # subclasses extend this
 
     def __init__(self, message: str = "", **fields: Any) -> None:
         self.message = message
@@ -77,7 +77,7 @@ def _hint(suggestions: Sequence[str] | None) -> str:
 class ContextError(CloacaError, KeyError):
     """A context operation failed for ``key`` (e.g. ``insert`` of a key that exists)."""
 
-    _fields = ("message", "key")
+    _fields: tuple[str, ...] = ("message", "key")
     key: str | None
 
     def __str__(self) -> str:  # KeyError would repr() the message
@@ -87,7 +87,7 @@ class ContextError(CloacaError, KeyError):
 class ContextValueError(CloacaError, TypeError):
     """A value stored under ``key`` is not JSON-serialisable."""
 
-    _fields = ("message", "key", "value_type")
+    _fields: tuple[str, ...] = ("message", "key", "value_type")
     key: str | None
     value_type: str | None
 
@@ -105,7 +105,7 @@ class ContextValueError(CloacaError, TypeError):
 class TaskDefinitionError(CloacaError, ValueError):
     """A ``@task`` declaration is invalid (bad id, bad signature, conflicting retry options)."""
 
-    _fields = ("message", "task_id")
+    _fields: tuple[str, ...] = ("message", "task_id")
     task_id: str | None
 
     def describe(self) -> str:
@@ -117,7 +117,7 @@ class TaskDefinitionError(CloacaError, ValueError):
 class WorkflowError(CloacaError):
     """Something is wrong with a workflow as a whole."""
 
-    _fields = ("message", "workflow")
+    _fields: tuple[str, ...] = ("message", "workflow")
     workflow: str | None
 
     def describe(self) -> str:
@@ -133,7 +133,7 @@ class WorkflowValidationError(WorkflowError, ValueError):
 class UnknownDependencyError(WorkflowValidationError):
     """Task ``task_id`` depends on ``dependency``, which no task of the workflow has as id."""
 
-    _fields = ("message", "workflow", "task_id", "dependency", "suggestions")
+    _fields: tuple[str, ...] = ("message", "workflow", "task_id", "dependency", "suggestions")
     task_id: str | None
     dependency: str | None
     suggestions: list[str] | None
@@ -149,7 +149,7 @@ class UnknownDependencyError(WorkflowValidationError):
 class CycleError(WorkflowValidationError):
     """The dependencies form a cycle; ``cycle`` lists it with the first id repeated at the end."""
 
-    _fields = ("message", "workflow", "cycle")
+    _fields: tuple[str, ...] = ("message", "workflow", "cycle")
     cycle: list[str] | None
 
     def describe(self) -> str:
@@ -161,7 +161,7 @@ class CycleError(WorkflowValidationError):
 class DuplicateTaskError(WorkflowValidationError):
     """Two tasks share the id ``task_id``."""
 
-    _fields = ("message", "workflow", "task_id")
+    _fields: tuple[str, ...] = ("message", "workflow", "task_id")
     task_id: str | None
 
     def describe(self) -> str:
@@ -173,7 +173,7 @@ class DuplicateTaskError(WorkflowValidationError):
 class WorkflowNotFoundError(WorkflowError, KeyError):
     """No workflow is registered under ``workflow``."""
 
-    _fields = ("message", "workflow", "suggestions")
+    _fields: tuple[str, ...] = ("message", "workflow", "suggestions")
     suggestions: list[str] | None
 
     def describe(self) -> str:
@@ -189,12 +189,14 @@ class WorkflowNotFoundError(WorkflowError, KeyError):
 class TaskSelectionError(WorkflowError, ValueError):
     """A sub-DAG selection names a task that is not in the workflow."""
 
-    _fields = ("message", "workflow", "task_id", "suggestions")
+    _fields: tuple[str, ...] = ("message", "workflow", "task_id", "suggestions")
     task_id: str | None
     suggestions: list[str] | None
 
     def describe(self) -> str:
         where = f"workflow {self.workflow!r}: " if self.workflow else ""
+        if self.message:
+            return f"{where}{self.message}"
         return f"{where}unknown task {self.task_id!r} in the selection.{_hint(self.suggestions)}"
 
 
@@ -202,7 +204,7 @@ class TaskSelectionError(WorkflowError, ValueError):
 class TaskExecutionError(CloacaError):
     """Task ``task_id`` raised ``error_type: message``; ``traceback`` is the formatted trace."""
 
-    _fields = ("message", "task_id", "error_type", "traceback")
+    _fields: tuple[str, ...] = ("message", "task_id", "error_type", "traceback")
     task_id: str | None
     error_type: str | None
     traceback: str | None
@@ -215,7 +217,7 @@ class TaskExecutionError(CloacaError):
 class TaskTimeoutError(TaskExecutionError):
     """Task ``task_id`` ran longer than ``timeout_seconds``."""
 
-    _fields = ("message", "task_id", "error_type", "traceback", "timeout_seconds")
+    _fields: tuple[str, ...] = ("message", "task_id", "error_type", "traceback", "timeout_seconds")
     timeout_seconds: float | None
 
     def describe(self) -> str:
@@ -229,7 +231,7 @@ class TaskTimeoutError(TaskExecutionError):
 class PackageError(CloacaError):
     """A package archive or project could not be built, read or loaded."""
 
-    _fields = ("message", "path")
+    _fields: tuple[str, ...] = ("message", "path")
     path: str | None
 
     def describe(self) -> str:
@@ -241,7 +243,7 @@ class PackageError(CloacaError):
 class ManifestError(PackageError):
     """``manifest.json`` is missing or invalid; ``field`` names the offending field."""
 
-    _fields = ("message", "path", "field")
+    _fields: tuple[str, ...] = ("message", "path", "field")
     field: str | None
 
     def describe(self) -> str:
@@ -253,7 +255,7 @@ class ManifestError(PackageError):
 class UnsafeArchiveError(PackageError):
     """Archive member ``member`` is unsafe (escaping path, link, device, too large ...)."""
 
-    _fields = ("message", "path", "member")
+    _fields: tuple[str, ...] = ("message", "path", "member")
     member: str | None
 
     def describe(self) -> str:
@@ -264,7 +266,7 @@ class UnsafeArchiveError(PackageError):
 class IncompatibleTargetError(PackageError):
     """The package was built for ``target`` but this host is ``host``."""
 
-    _fields = ("message", "path", "target", "host")
+    _fields: tuple[str, ...] = ("message", "path", "target", "host")
     target: str | None
     host: str | None
 
@@ -282,7 +284,7 @@ class BuildError(PackageError):
 class WorkerError(CloacaError):
     """A worker process for package ``package`` died or broke the protocol."""
 
-    _fields = ("message", "package")
+    _fields: tuple[str, ...] = ("message", "package")
     package: str | None
 
     def describe(self) -> str:
@@ -294,7 +296,7 @@ class WorkerError(CloacaError):
 class StorageError(CloacaError):
     """The runner's database at ``url`` could not be opened or used."""
 
-    _fields = ("message", "url")
+    _fields: tuple[str, ...] = ("message", "url")
     url: str | None
 
     def describe(self) -> str:

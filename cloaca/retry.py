@@ -225,7 +225,9 @@ def policy_from_options(
     kinds = {"fixed": BackoffStrategy.fixed(), "linear": BackoffStrategy.linear(1.0)}
     strategy = kinds.get(backoff or "exponential", BackoffStrategy.exponential(2.0))
     if backoff not in (None, "fixed", "linear", "exponential"):
-        raise ValueError(f"retry_backoff must be 'fixed', 'linear' or 'exponential', got {backoff!r}")
+        raise ValueError(
+            f"retry_backoff must be 'fixed', 'linear' or 'exponential', got {backoff!r}"
+        )
     if condition is None or condition == "all":
         cond = RetryCondition.all()
     elif condition == "never":

@@ -72,9 +72,9 @@ class TaskHandle:
     def __init__(
         self,
         task_id: str,
-        release: Callable[[], None] | None = None,
-        acquire: Callable[[], None] | None = None,
-        arelease: Callable[[], None] | None = None,
+        release: Callable[[], object] | None = None,
+        acquire: Callable[[], object] | None = None,
+        arelease: Callable[[], object] | None = None,
         aacquire: Callable[[], Any] | None = None,
     ) -> None:
         self.task_id = task_id
@@ -170,13 +170,25 @@ def dependency_id(dep: Any, task_id: str) -> str:
     return spec.id
 
 
+def _hash_code(code: Any, digest: Any) -> None:
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            _hash_code(const, digest)
+        else:
+            digest.update(repr(const).encode())
+
+
 def _code_hash(fn: Callable[..., Any]) -> str:
-    try:
-        text = inspect.getsource(fn)
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        text = repr(code.co_code) if code is not None else repr(fn)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    # bytecode, names and constants: cheap (no source file read) and changes with the code
+    code = getattr(fn, "__code__", None)
+    digest = hashlib.sha256()
+    if code is None:
+        digest.update(repr(fn).encode())
+    else:
+        _hash_code(code, digest)
+    return digest.hexdigest()[:16]
 
 
 def _check_signature(fn: Callable[..., Any], task_id: str) -> bool:
@@ -185,16 +197,12 @@ def _check_signature(fn: Callable[..., Any], task_id: str) -> bool:
     except (TypeError, ValueError) as exc:
         raise TaskDefinitionError(f"cannot read the signature: {exc}", task_id=task_id) from exc
     params = [
-        p
-        for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     required = [p for p in params if p.default is p.empty]
     has_varargs = any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
     kw_required = [
-        p.name
-        for p in sig.parameters.values()
-        if p.kind == p.KEYWORD_ONLY and p.default is p.empty
+        p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.default is p.empty
     ]
     if kw_required or len(required) > 2 or (not params and not has_varargs):
         raise TaskDefinitionError(
@@ -202,7 +210,9 @@ def _check_signature(fn: Callable[..., Any], task_id: str) -> bool:
             "and optionally a TaskHandle as its second, e.g. `def my_task(context):`",
             task_id=task_id,
         )
-    return len(params) >= 2 or has_varargs
+    # a second parameter receives the TaskHandle when it is required or named like one
+    # (an optional second parameter with another name is left to its default)
+    return len(required) >= 2 or (len(params) >= 2 and params[1].name in ("handle", "task_handle"))
 
 
 def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
@@ -214,7 +224,9 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
             task_id=str(task_id),
         )
     if not callable(fn):
-        raise TaskDefinitionError(f"@task needs a function, got {type(fn).__name__}", task_id=task_id)
+        raise TaskDefinitionError(
+            f"@task needs a function, got {type(fn).__name__}", task_id=task_id
+        )
     flat = ("retry_attempts", "retry_backoff", "retry_delay_ms", "retry_max_delay_ms",
             "retry_condition", "retry_jitter")  # fmt: skip
     given_flat = [k for k in flat if options.get(k) is not None]
@@ -273,7 +285,7 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
 def task(
     fn: Callable[..., Any] | None = None,
     *,
-    id: str | None = None,  # noqa: A002 - Cloacina's keyword
+    id: str | None = None,
     dependencies: Sequence[Any] | None = None,
     description: str | None = None,
     retry: RetryPolicy | None = None,

@@ -8,6 +8,7 @@ is what re-running a notebook cell or re-loading a package needs.
 from __future__ import annotations
 
 import difflib
+import builtins
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -93,12 +94,12 @@ class TaskRegistry:
         with self._lock:
             return list(self._tasks.values())
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         """All keys, in insertion order."""
         with self._lock:
             return list(self._tasks)
 
-    def items(self) -> list[tuple[str, TaskSpec]]:
+    def items(self) -> builtins.list[tuple[str, TaskSpec]]:
         """All (key, spec) pairs, in insertion order."""
         with self._lock:
             return list(self._tasks.items())

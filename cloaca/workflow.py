@@ -99,7 +99,9 @@ class Workflow:
         clone.selection = selected
         return clone
 
-    def run(self, context: Context | Mapping[str, Any] | None = None, **options: Any) -> ExecutionResult:
+    def run(
+        self, context: Context | Mapping[str, Any] | None = None, **options: Any
+    ) -> ExecutionResult:
         """Run in-process and block until done; works inside a running event loop (Jupyter).
 
         Options are those of :func:`cloaca.execution.scheduler.execute_workflow`.
@@ -228,7 +230,7 @@ _wf_lock = threading.Lock()
 
 
 def register_workflow(workflow: Workflow) -> Workflow:
-    """Register ``workflow`` under its name, replacing an earlier one (versions differ by content)."""
+    """Register ``workflow`` under its name, replacing an earlier one of that name."""
     with _wf_lock:
         _workflows[workflow.name] = workflow
     return workflow

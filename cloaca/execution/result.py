@@ -9,7 +9,13 @@ from typing import Any
 from cloaca.context import Context
 from cloaca.errors import TaskExecutionError
 
-PENDING, RUNNING, COMPLETED, FAILED, SKIPPED = "Pending", "Running", "Completed", "Failed", "Skipped"
+PENDING, RUNNING, COMPLETED, FAILED, SKIPPED = (
+    "Pending",
+    "Running",
+    "Completed",
+    "Failed",
+    "Skipped",
+)
 
 
 def _iso(ts: float | None) -> str | None:

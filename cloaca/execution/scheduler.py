@@ -111,6 +111,11 @@ class _Run:
                 self.records[node] = rec
         self.sem: asyncio.Semaphore | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.wake: asyncio.Event | None = None
+        self.active: set[asyncio.Future[Any]] = set()
+        self.crashed: list[BaseException] = []
+        self.lane_queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self.lanes = 0
 
     # ------------------------------------------------------------------ helpers
     def emit(self, kind: str, task_id: str | None = None, **kw: Any) -> None:
@@ -213,7 +218,7 @@ class _Run:
         else:
             assert self.loop is not None
             fut = self.loop.run_in_executor(_POOL, self.call_sync, node, spec, ctx, handle)
-            coro = fut  # type: ignore[assignment]
+            coro = fut
         try:
             if timeout is None:
                 return await coro
@@ -234,37 +239,88 @@ class _Run:
             aacquire=sem.acquire,
         )
 
-    def can_inline(self, node: str, active: set[asyncio.Task[Any]]) -> bool:
+    def is_plain_sync(self, node: str) -> bool:
+        """A sync task with no handle and no timeout: it may run inline or on a lane."""
         spec = self.wf.tasks[node]
         return (
-            not active
-            and not self.ready
-            and not spec.is_async
+            not spec.is_async
             and not spec.accepts_handle
             and self.timeout_of(spec) is None
-            and (self.caller is None)
+            and self.caller is None
         )
 
-    def run_inline(self, node: str) -> tuple[int, float] | None:
-        """Run the first attempt of ``node`` in this thread; return (attempt, delay) to retry."""
-        inp = self.begin(node)
-        if inp is None:
-            return None
-        spec, rec = self.wf.tasks[node], self.records[node]
+    def attempt_sync(self, node: str, inp: dict[str, Any]) -> tuple[Any, Exception | None]:
+        """Run attempt 1 of a plain sync task in the calling thread; return (output, error)."""
+        rec = self.records[node]
         rec.status, rec.attempts, rec.started_at = RUNNING, 1, time.time()
-        self.emit(ev.TASK_STARTED, node, attempt=1)
         ctx = Context._trusted(dict(inp))
         try:
-            out = normalise_output(node, spec.fn(ctx), ctx, inp)
+            return normalise_output(node, self.wf.tasks[node].fn(ctx), ctx, inp), None
         except Exception as exc:
-            err = to_task_error(node, exc)
-            if spec.retry.should_retry(1, err.error_type or "", err.message):
-                self.emit(ev.TASK_RETRYING, node, attempt=1, error=str(err))
-                return 2, spec.retry.delay_for(1)
+            return None, exc
+
+    def settle(self, node: str, inp: dict[str, Any], out: Any, exc: Exception | None) -> None:
+        """Record the outcome of a first sync attempt (on the loop thread); retry if allowed."""
+        spec = self.wf.tasks[node]
+        if exc is None:
+            self.succeed(node, spec, inp, out)
+            return
+        err = to_task_error(node, exc)
+        if spec.retry.should_retry(1, err.error_type or "", err.message):
+            self.emit(ev.TASK_RETRYING, node, attempt=1, error=str(err))
+            self.spawn(node, 2, spec.retry.delay_for(1))
+        else:
             self.fail(node, spec, err, inp)
-            return None
-        self.succeed(node, spec, inp, out)
-        return None
+
+    # ------------------------------------------------------------------ sync lanes
+    # Plain sync tasks that become ready together (a fan-out) are queued and drained by up to
+    # max_concurrency "lanes", each a loop in one pool thread holding one concurrency slot.
+    # That costs one thread hop per lane instead of one per task.
+    def lane_body(self) -> None:
+        assert self.loop is not None
+        done: list[tuple[str, dict[str, Any], Any, Exception | None]] = []
+        last_post = time.perf_counter()
+        while True:
+            try:
+                node, inp = self.lane_queue.popleft()
+            except IndexError:
+                break
+            if self.on_event is not None:
+                self.loop.call_soon_threadsafe(self.emit_started, node)
+            out, exc = self.attempt_sync(node, inp)
+            done.append((node, inp, out, exc))
+            # completions go back in batches (at most ~1 ms late) to spare loop wake-ups
+            now = time.perf_counter()
+            if now - last_post > 0.001 or not self.lane_queue:
+                self.loop.call_soon_threadsafe(self.lane_done, done)
+                done, last_post = [], now
+        if done:
+            self.loop.call_soon_threadsafe(self.lane_done, done)
+
+    def emit_started(self, node: str) -> None:
+        self.emit(ev.TASK_STARTED, node, attempt=1)
+
+    def lane_done(self, batch: list[tuple[str, dict[str, Any], Any, Exception | None]]) -> None:
+        for node, inp, out, exc in batch:
+            self.settle(node, inp, out, exc)
+        assert self.wake is not None
+        self.wake.set()
+
+    async def lane(self) -> None:
+        assert self.sem is not None and self.loop is not None
+        async with self.sem:
+            await self.loop.run_in_executor(_POOL, self.lane_body)
+
+    def start_lanes(self) -> None:
+        while self.lane_queue and self.lanes < min(self.max_concurrency, len(self.lane_queue)):
+            self.lanes += 1
+            fut = asyncio.ensure_future(self.lane())
+            self.active.add(fut)
+            fut.add_done_callback(self.on_lane_done)
+
+    def on_lane_done(self, fut: asyncio.Future[Any]) -> None:
+        self.lanes -= 1
+        self.on_done(fut)
 
     async def run_node(self, node: str, attempt: int = 1, delay: float = 0.0) -> None:
         spec, rec = self.wf.tasks[node], self.records[node]
@@ -302,36 +358,63 @@ class _Run:
             attempt += 1
 
     # ------------------------------------------------------------------ main loop
+    def spawn(self, node: str, attempt: int = 1, delay: float = 0.0) -> None:
+        fut = asyncio.ensure_future(self.run_node(node, attempt, delay))
+        self.active.add(fut)
+        fut.add_done_callback(self.on_done)
+
+    def on_done(self, fut: asyncio.Future[Any]) -> None:
+        self.active.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            self.crashed.append(fut.exception())  # type: ignore[arg-type]
+        assert self.wake is not None
+        self.wake.set()
+
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.sem = asyncio.Semaphore(self.max_concurrency)
+        self.wake = asyncio.Event()
         for node, rec in self.records.items():
             if rec.status in (COMPLETED, SKIPPED):  # resumed from an earlier run
                 self.finish(node)
             elif self.remaining[node] == 0:
                 self.ready.append(node)
-        active: set[asyncio.Task[Any]] = set()
+        scheduled: set[str] = set()
         try:
-            while self.ready or active:
+            # one wake-up event instead of asyncio.wait() over every running task: O(1) per
+            # completion, which matters for wide fan-outs
+            while self.ready or self.active or self.lane_queue:
                 while self.ready:
                     node = self.ready.popleft()
-                    if self.records[node].status != PENDING:
+                    if node in scheduled or self.records[node].status != PENDING:
                         continue
-                    if self.can_inline(node, active):
-                        retry = self.run_inline(node)
-                        if retry is not None:
-                            active.add(asyncio.ensure_future(self.run_node(node, *retry)))
+                    scheduled.add(node)
+                    if not self.is_plain_sync(node):
+                        self.spawn(node)
+                        continue
+                    inp = self.begin(node)
+                    if inp is None:
+                        continue
+                    if not self.active and not self.ready and not self.lane_queue:
+                        # the only runnable work (e.g. a chain): run it here, no thread hop
+                        self.emit(ev.TASK_STARTED, node, attempt=1)
+                        self.settle(node, inp, *self.attempt_sync(node, inp))
                     else:
-                        active.add(asyncio.ensure_future(self.run_node(node)))
-                if active:
-                    done, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
-                    for fut in done:
-                        fut.result()
+                        self.lane_queue.append((node, inp))
+                self.start_lanes()
+                if self.crashed:
+                    raise self.crashed[0]
+                if self.active:
+                    await self.wake.wait()
+                    self.wake.clear()
+            if self.crashed:
+                raise self.crashed[0]
         finally:
-            for fut in active:
+            pending = list(self.active)
+            for fut in pending:
                 fut.cancel()
-            if active:
-                await asyncio.gather(*active, return_exceptions=True)
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
             if self.pending_events:
                 await asyncio.gather(*self.pending_events, return_exceptions=True)
 
@@ -366,7 +449,9 @@ def _callback(fn: Callable[..., Any], *args: Any) -> None:
     try:
         fn(*args)
     except Exception:
-        log.exception("callback %s for task %r raised; ignored", getattr(fn, "__name__", fn), args[0])
+        log.exception(
+            "callback %s for task %r raised; ignored", getattr(fn, "__name__", fn), args[0]
+        )
 
 
 def _initial(context: Context | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -409,7 +494,14 @@ async def execute_workflow(
     wf = workflow.subset(start_from, only, until) if (start_from or only or until) else workflow
     selected = set(wf.selection) if wf.selection is not None else set(wf.dag.order)
     run = _Run(
-        wf, _initial(context), selected, on_event, max_concurrency, default_timeout, completed, caller
+        wf,
+        _initial(context),
+        selected,
+        on_event,
+        max_concurrency,
+        default_timeout,
+        completed,
+        caller,
     )
     started = time.time()
     run.emit(ev.WORKFLOW_STARTED)
@@ -464,4 +556,4 @@ def run_blocking(
     thread.join()
     if isinstance(box[0], BaseException):
         raise box[0]
-    return box[0]  # type: ignore[no-any-return]
+    return box[0]
