@@ -56,9 +56,9 @@ class NotebookKit:
 
     def pre_run_cell(self, info: Any) -> None:
         """IPython hook: a cell starts."""
-        self.session.begin_cell(
-            info.raw_cell, self.shell.execution_count, getattr(info, "cell_id", None)
-        )
+        # IPython takes the cell's number and increments the counter before this event
+        count = self.shell.execution_count - (1 if getattr(info, "store_history", False) else 0)
+        self.session.begin_cell(info.raw_cell, count, getattr(info, "cell_id", None))
 
     def post_run_cell(self, result: Any) -> None:
         """IPython hook: a cell ended."""
