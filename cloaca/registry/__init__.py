@@ -1,0 +1,41 @@
+"""Loading ``.cloaca`` packages and running their tasks in worker processes.
+
+- :mod:`.loader` — ``PackageLoaderFactory``, ``PythonPackage`` / ``RustPackage``, staging;
+- :mod:`.extract` — safe extraction (limits, links, devices, the ``data`` filter);
+- :mod:`.verify` — manifest, required members, fingerprint, target;
+- :mod:`.tasks` — ``register_package_tasks``: manifest tasks as proxy ``TaskSpec`` objects;
+- :mod:`.workers` — host side of the worker pools; :mod:`.worker_main` — the worker child;
+- :mod:`.rust` — the ctypes bridge to a Rust package's ``cloacina_execute_task``.
+
+Names are imported lazily (the loader pulls in pydantic) so ``import cloaca`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "ArchiveLimits": "cloaca.registry.extract",
+    "LoadedPackage": "cloaca.registry.loader",
+    "PackageLoaderFactory": "cloaca.registry.loader",
+    "PythonPackage": "cloaca.registry.loader",
+    "RustPackage": "cloaca.registry.loader",
+    "register_package_tasks": "cloaca.registry.tasks",
+    "WorkerPool": "cloaca.registry.workers",
+    "WorkerPools": "cloaca.registry.workers",
+    "default_pools": "cloaca.registry.workers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cloaca.registry' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_LAZY)

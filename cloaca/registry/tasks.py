@@ -1,0 +1,123 @@
+"""``register_package_tasks``: a loaded package's tasks as ordinary :class:`~cloaca.task.TaskSpec`.
+
+Each manifest task becomes a spec whose ``fn`` is an ``async`` proxy: it sends the context to the
+package's worker pool and returns the output. Everything else (dependencies, retries, timeouts,
+sub-DAG selection, context merging) is the one scheduler's job, exactly as for in-process tasks.
+Tasks are added under the package name as namespace (``"data-pipeline-example::fetch-data"``); a
+dependency ``"other-package::task-id"`` names a task of another loaded package and is resolved
+when the workflow is built, so packages may be loaded in any order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from cloaca.retry import RetryPolicy
+from cloaca.task import SourceInfo, TaskSpec
+from cloaca.task_registry import TaskRegistry, qualify
+
+if TYPE_CHECKING:
+    from cloaca.context import Context
+    from cloaca.packaging.manifest import TaskEntry
+    from cloaca.registry.loader import LoadedPackage
+    from cloaca.registry.workers import WorkerPool, WorkerPools
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values, types included (``1`` is not ``1.0`` nor ``True``)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def keep_unchanged(inp: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """Return ``out`` with the input's own objects for values the task did not change.
+
+    A context that went through JSON comes back as new objects; the scheduler tells a task's
+    writes from what it passed through by identity, so unchanged values must be the input's.
+    """
+    for key, value in out.items():
+        if key in inp and inp[key] is not value and _same(inp[key], value):
+            out[key] = inp[key]
+    return out
+
+
+def make_proxy(
+    pool: WorkerPool, task_key: str, function: str
+) -> Callable[[Context], Awaitable[dict[str, Any]]]:
+    """The ``fn`` of a packaged task: run ``function`` in a worker of ``pool``."""
+
+    async def proxy(context: Context) -> dict[str, Any]:
+        data = context._data
+        return keep_unchanged(data, await pool.run(task_key, function, data))
+
+    proxy.__name__ = proxy.__qualname__ = f"package_task[{task_key}]"
+    return proxy
+
+
+def _spec(package: LoadedPackage, entry: TaskEntry, pool: WorkerPool) -> TaskSpec:
+    key = qualify(package.name, entry.id)
+    module, _, qualname = entry.function.partition(":")
+    code_hash = hashlib.sha256(f"{package.fingerprint}|{entry.function}".encode()).hexdigest()
+    return TaskSpec(
+        id=entry.id,
+        fn=make_proxy(pool, key, entry.function),
+        dependencies=tuple(entry.dependencies),
+        description=entry.description,
+        retry=RetryPolicy(max_attempts=entry.retries + 1),
+        timeout_seconds=float(entry.timeout_seconds) if entry.timeout_seconds else None,
+        is_async=True,
+        source=SourceInfo(
+            module=module if qualname else f"{package.name} (rust)",
+            qualname=qualname or entry.function,
+            filename=str(package.root),
+            lineno=0,
+        ),
+        code_hash=code_hash[:16],
+    )
+
+
+def register_package_tasks(
+    registry: TaskRegistry,
+    loaded: LoadedPackage,
+    *,
+    pools: WorkerPools | None = None,
+    prestart: bool = False,
+) -> list[str]:
+    """Add the tasks of ``loaded`` to ``registry`` under the package name; return their keys.
+
+    The package's earlier tasks in ``registry`` (a previous version) are replaced, removed ones
+    included. ``WorkflowBuilder().with_registry(registry).build()`` then runs them; tasks run in
+    the package's worker processes, never in this one.
+
+    Parameters
+    ----------
+    registry:
+        Where the tasks go (keys ``"<package name>::<task id>"``).
+    loaded:
+        A package returned by :meth:`PackageLoaderFactory.load`.
+    pools:
+        The worker pools to run in (default: :func:`~cloaca.registry.workers.default_pools`).
+    prestart:
+        Start the package's first worker now instead of at its first task.
+    """
+    from cloaca.registry.workers import default_pools
+
+    pool = (pools or default_pools()).pool_for(loaded)
+    registry.remove_namespace(loaded.name)
+    keys = [
+        registry.add(_spec(loaded, entry, pool), namespace=loaded.name)
+        for entry in loaded.manifest.tasks
+    ]
+    if prestart:
+        pool.prestart()
+    return keys
+
+
+__all__ = ["keep_unchanged", "make_proxy", "register_package_tasks"]

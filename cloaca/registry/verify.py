@@ -1,0 +1,185 @@
+"""Verification of an extracted ``.cloaca`` archive against the package format (manifest v2).
+
+Owns the checks that need the manifest: the manifest itself (through the one model,
+:func:`cloaca.packaging.manifest.parse_manifest`), the target and Python version against this host,
+the required members per language, the entry module and library path, and the fingerprint
+recomputed from the members' content. Safety of the members themselves is
+:mod:`cloaca.registry.extract`'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import posixpath
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from cloaca.errors import BuildError, IncompatibleTargetError, ManifestError, PackageError
+from cloaca.packaging.manifest import Manifest, parse_manifest
+from cloaca.registry.extract import ExtractedArchive
+
+GZIP_MAGIC = b"\x1f\x8b"
+MANIFEST = "manifest.json"
+
+
+def check_gzip(data: bytes, label: str) -> None:
+    """Refuse ``data`` unless it starts like a gzip stream."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise PackageError(f"expected the archive as bytes, got {type(data).__name__}", path=label)
+    if bytes(data[:2]) != GZIP_MAGIC:
+        raise PackageError(
+            "not a gzip-compressed tar archive (bad magic bytes). A .cloaca package is a "
+            ".tar.gz written by `cloaca build`.",
+            path=label,
+        )
+
+
+def host_target() -> str:
+    """This machine's target name (``linux-x86_64`` ...), or ``<platform>-<machine>`` if unknown."""
+    from cloaca.packaging.targets import host_target as known_host
+
+    try:
+        return known_host()
+    except BuildError:
+        return f"{sys.platform}-{platform.machine()}"
+
+
+def read_manifest(path: Path, label: str, max_bytes: int) -> Manifest:
+    """Parse the extracted ``manifest.json`` at ``path`` and check it fits this host."""
+    if path.is_symlink() or not path.is_file():
+        raise ManifestError("manifest.json must be a regular file", path=label)
+    if path.stat().st_size > max_bytes:
+        raise ManifestError(f"manifest.json is larger than {max_bytes} bytes", path=label)
+    manifest = parse_manifest(path.read_bytes(), label)
+    check_host(manifest, label)
+    return manifest
+
+
+def check_host(manifest: Manifest, label: str) -> None:
+    """Refuse a package built for another target or for a Python this host does not run."""
+    host = host_target()
+    if host not in manifest.package.targets:
+        raise IncompatibleTargetError(
+            path=label, target=", ".join(manifest.package.targets), host=host
+        )
+    if manifest.python is not None and manifest.python.requires_python:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            spec = SpecifierSet(manifest.python.requires_python)
+        except InvalidSpecifier as exc:
+            raise ManifestError(str(exc), path=label, field="python.requires_python") from exc
+        here = platform.python_version()
+        if not spec.contains(here, prereleases=True):
+            raise PackageError(
+                f"the package requires Python {spec} but this host runs Python {here}; "
+                f"rebuild it with `cloaca build --python-version "
+                f"{sys.version_info.major}.{sys.version_info.minor}`.",
+                path=label,
+            )
+
+
+def fingerprint_of(files: Mapping[str, str]) -> str:
+    """The spec's fingerprint from ``{path: hex sha256}`` of the regular-file members.
+
+    sha256 over the sorted lines ``path + "\\0" + hex + "\\n"``, ``manifest.json`` excluded.
+    """
+    lines = sorted(f"{path}\0{digest}\n" for path, digest in files.items() if path != MANIFEST)
+    return "sha256:" + hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def check_fingerprint(manifest: Manifest, found: ExtractedArchive, label: str) -> None:
+    """Recompute the fingerprint and refuse a mismatch with the manifest's."""
+    actual = fingerprint_of(found.files)
+    if actual != manifest.package.fingerprint:
+        raise ManifestError(
+            f"the manifest says {manifest.package.fingerprint} but the archive content hashes "
+            f"to {actual}: the archive was modified or corrupted after it was built. Rebuild it "
+            "with `cloaca build`.",
+            path=label,
+            field="package.fingerprint",
+        )
+
+
+def check_layout(manifest: Manifest, found: ExtractedArchive, label: str) -> None:
+    """Check the members the manifest's language needs are there."""
+    if MANIFEST not in found.files:
+        raise PackageError("required member 'manifest.json' is missing", path=label)
+    if manifest.language == "python":
+        _require_python(manifest, found, label)
+    else:
+        _require_rust(manifest, found, label)
+    for task in manifest.tasks:
+        if manifest.language == "python" and not _is_function_ref(task.function):
+            raise ManifestError(
+                f"task {task.id!r}: function {task.function!r} must look like "
+                "'package.module:function_name'",
+                path=label,
+                field="tasks.function",
+            )
+
+
+def _require_python(manifest: Manifest, found: ExtractedArchive, label: str) -> None:
+    for required, kind in (("requirements.lock", "file"), ("src", "dir"), ("vendor", "dir")):
+        present = required in found.files if kind == "file" else _is_real_dir(found, required)
+        if not present:
+            slash = "/" if kind == "dir" else ""
+            raise PackageError(
+                f"required member '{required}{slash}' is missing: a Python package holds "
+                "manifest.json, requirements.lock, src/ and vendor/ (vendor/ even when empty).",
+                path=label,
+            )
+    assert manifest.python is not None  # the model requires it for language "python"
+    entry = manifest.python.entry_module
+    base = "src/" + entry.replace(".", "/")
+    if f"{base}.py" not in found.files and f"{base}/__init__.py" not in found.files:
+        raise ManifestError(
+            f"entry module {entry!r} is not in the archive (expected {base}.py or "
+            f"{base}/__init__.py)",
+            path=label,
+            field="python.entry_module",
+        )
+
+
+def _require_rust(manifest: Manifest, found: ExtractedArchive, label: str) -> None:
+    assert manifest.rust is not None  # the model requires it for language "rust"
+    raw = manifest.rust.library_path
+    lib = posixpath.normpath(raw) if raw and not raw.startswith("/") else ""
+    if not lib.startswith("lib/"):
+        raise ManifestError(
+            f"library_path {raw!r} must be a relative path under lib/",
+            path=label,
+            field="rust.library_path",
+        )
+    path = found.root / lib
+    if lib not in found.files and not (
+        any(name == lib for name, _, _ in found.links) and path.resolve().is_file()
+    ):
+        raise ManifestError(
+            f"library {raw!r} is not a file in the archive", path=label, field="rust.library_path"
+        )
+
+
+def _is_real_dir(found: ExtractedArchive, name: str) -> bool:
+    path = found.root / name
+    return name in found.dirs and path.is_dir() and not path.is_symlink()
+
+
+def _is_function_ref(ref: str) -> bool:
+    module, sep, attr = ref.partition(":")
+    parts = [*module.split("."), *attr.split(".")]
+    return bool(sep) and all(p.isidentifier() for p in parts)
+
+
+__all__ = [
+    "GZIP_MAGIC",
+    "check_fingerprint",
+    "check_gzip",
+    "check_host",
+    "check_layout",
+    "fingerprint_of",
+    "host_target",
+    "read_manifest",
+]

@@ -1,0 +1,445 @@
+"""Host side of package workers: warm worker processes per package, JSON lines over pipes.
+
+A :class:`WorkerPool` serves one staged package. It starts workers lazily (a fresh interpreter
+running :mod:`cloaca.registry.worker_main`), keeps them warm between tasks and between workflow
+executions, and runs at most ``max_workers`` at once (parallel branches of one package each get a
+worker; sequential tasks reuse the same one). :class:`WorkerPools` maps packages to pools;
+:func:`default_pools` is the process-wide one, closed at exit.
+
+Failure model: a task's exception comes back as a
+:class:`~cloaca.errors.TaskExecutionError` (type, message, the worker's traceback) and the worker
+stays. A worker that dies (segfault, ``os._exit``) or breaks the protocol fails the running task
+with ``error_type="WorkerError"`` naming the package, and is replaced by a fresh one for the next
+task. When the awaiting coroutine is cancelled (the scheduler's ``timeout_seconds`` does this) the
+worker is killed, its whole process group with it.
+
+The pool is not tied to an event loop: each call registers its pipe with the running loop only
+for its own duration, so workflows run from different loops and threads share warm workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cloaca.errors import TaskExecutionError, WorkerError
+
+if TYPE_CHECKING:
+    from cloaca.registry.loader import LoadedPackage
+
+log = logging.getLogger("cloaca.registry.workers")
+
+_BOOT = (
+    "import sys;sys.path.insert(0,sys.argv[1]);"
+    "from cloaca.registry.worker_main import main;sys.exit(main(sys.argv[1:]))"
+)
+DEFAULT_MAX_WORKERS = 4
+STDERR_TAIL = 40
+
+
+def host_root() -> str:
+    """The directory holding the host's ``cloaca`` package (put on the workers' path)."""
+    import cloaca
+
+    return str(Path(cloaca.__file__).resolve().parent.parent)
+
+
+def worker_command(package: LoadedPackage) -> list[str]:
+    """The command line of a worker for ``package``: an isolated interpreter (``-I -S``)."""
+    from cloaca.registry.loader import PythonPackage
+
+    base = [sys.executable, "-I", "-S", "-c", _BOOT, host_root()]
+    if isinstance(package, PythonPackage):
+        src, vendor = str(package.source_dir), str(package.vendor_dir)
+        return [*base, "python", src, vendor, package.entry_module]
+    return [*base, "rust", str(package.library_path)]
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with status {code}"
+
+
+class Worker:
+    """One worker process and its pipes; one request at a time."""
+
+    def __init__(self, package: str, argv: list[str]) -> None:
+        self.package = package
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            close_fds=True,
+            start_new_session=True,  # Ctrl-C in a terminal is the host's; we kill the group
+        )
+        self.pid = self.proc.pid
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
+        self._in_fd = self.proc.stdin.fileno()
+        self._out_fd = self.proc.stdout.fileno()
+        os.set_blocking(self._out_fd, False)
+        self._buffer = bytearray()
+        self._last_id = 0
+        self.tasks_run = 0
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
+        self._stderr_thread = threading.Thread(
+            target=self._pump_stderr, name=f"cloaca-worker-{self.pid}-stderr", daemon=True
+        )
+        self._stderr_thread.start()
+
+    def __repr__(self) -> str:
+        return f"Worker({self.package!r}, pid={self.pid})"
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def _pump_stderr(self) -> None:
+        stream = self.proc.stderr
+        assert stream is not None
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.stderr_tail.append(line)
+            log.info("[%s pid %d] %s", self.package, self.pid, line)
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and await its reply; raise :class:`WorkerError` if the worker dies."""
+        self._last_id += 1
+        message["id"] = self._last_id
+        data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+        try:
+            self._write(data)
+        except OSError:
+            line = None
+        else:
+            line = await self._readline()
+        if line is None:
+            raise await self._died()
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict) or reply.get("id") != self._last_id:
+            self.kill()
+            raise WorkerError(
+                f"worker process {self.pid} broke the protocol (sent {bytes(line[:120])!r}); "
+                "it was stopped and the next task gets a fresh one",
+                package=self.package,
+            )
+        return reply
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._in_fd, view) :]
+
+    async def _readline(self) -> bytes | None:
+        """The next line from the worker, or ``None`` at end of file (it died)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes | None] = loop.create_future()
+        fd = self._out_fd
+
+        def on_readable() -> None:
+            start = len(self._buffer)
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                if not fut.done():
+                    fut.set_result(None)
+                return
+            self._buffer += chunk
+            end = self._buffer.find(b"\n", start)
+            if end >= 0 and not fut.done():
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                fut.set_result(line)
+
+        loop.add_reader(fd, on_readable)
+        try:
+            return await fut
+        finally:
+            loop.remove_reader(fd)
+
+    async def _died(self) -> WorkerError:
+        for _ in range(200):  # the pipe closed: the process is exiting; give it up to 2 s
+            if self.proc.poll() is not None:
+                break
+            await asyncio.sleep(0.01)
+        code = self.proc.poll()
+        self.kill()
+        await asyncio.get_running_loop().run_in_executor(None, self._stderr_thread.join, 2.0)
+        return WorkerError(
+            f"worker process {self.pid} {_describe_exit(code)} while running a task; the task "
+            "failed and the next task gets a fresh worker",
+            package=self.package,
+        )
+
+    def kill(self) -> None:
+        """Kill the worker and everything it started (its process group); reap it."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        self.proc.wait()
+        self._close_pipes()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Ask the worker to exit (close its stdin); kill it if it does not within ``timeout``."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+    def _close_pipes(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+class WorkerPool:
+    """Warm workers for one package.
+
+    Parameters
+    ----------
+    package:
+        The loaded package (its staged paths and name).
+    max_workers:
+        Most workers alive at once; more concurrent tasks wait for one to be free.
+    """
+
+    def __init__(self, package: LoadedPackage, *, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
+        self.package = package.name
+        self.argv = worker_command(package)
+        self.max_workers = max(1, max_workers)
+        self.spawned = 0
+        self._idle: list[Worker] = []
+        self._busy: set[Worker] = set()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"WorkerPool({self.package!r}, pids={self.pids})"
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (idle and busy)."""
+        with self._lock:
+            return sorted(w.pid for w in [*self._idle, *self._busy] if w.alive())
+
+    def prestart(self) -> None:
+        """Start one worker now if none exists, so the first task finds it warm."""
+        with self._lock:
+            if not self._closed and not self._idle and not self._busy:
+                self._idle.append(self._spawn())
+
+    async def run(self, task_key: str, function: str, context: dict[str, Any]) -> dict[str, Any]:
+        """Run ``function`` (a ``module:function`` ref, or a Rust task name) on ``context``.
+
+        Returns
+        -------
+        dict
+            The task's output context.
+
+        Raises
+        ------
+        TaskExecutionError
+            The task raised (``error_type`` is its exception type, ``traceback`` the worker's),
+            or its worker died (``error_type="WorkerError"``).
+        """
+        worker = await self._acquire()
+        message = {"op": "run", "task": task_key, "function": function, "context": context}
+        try:
+            reply = await worker.request(message)
+        except WorkerError as exc:
+            self._discard(worker)
+            tail = "\n".join(worker.stderr_tail)
+            raise TaskExecutionError(
+                exc.describe(),
+                task_id=task_key,
+                error_type="WorkerError",
+                traceback=f"worker stderr (last lines):\n{tail}" if tail else None,
+            ) from exc
+        except BaseException:  # cancelled (timeout) or interrupted: the worker's state is unknown
+            self._discard(worker)
+            raise
+        worker.tasks_run += 1
+        self._release(worker)
+        if reply.get("ok"):
+            out = reply.get("context")
+            if isinstance(out, dict):
+                return out
+            reply = {"error_type": "WorkerError", "message": "the worker sent no context"}
+        raise TaskExecutionError(
+            str(reply.get("message") or ""),
+            task_id=task_key,
+            error_type=str(reply.get("error_type") or "Exception"),
+            traceback=reply.get("traceback"),
+        )
+
+    async def ping(self) -> int:
+        """Round-trip an empty request through a worker; return its pid."""
+        worker = await self._acquire()
+        try:
+            reply = await worker.request({"op": "ping"})
+        except BaseException:
+            self._discard(worker)
+            raise
+        self._release(worker)
+        return int(reply["pid"])
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _spawn(self) -> Worker:
+        self.spawned += 1
+        worker = Worker(self.package, self.argv)
+        log.debug("started worker %d for package %r", worker.pid, self.package)
+        return worker
+
+    async def _acquire(self) -> Worker:
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise WorkerError("the worker pool is closed", package=self.package)
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive():
+                        self._busy.add(worker)
+                        return worker
+                    worker.kill()  # died while idle: reap it, try the next
+                if len(self._busy) < self.max_workers:
+                    worker = self._spawn()
+                    self._busy.add(worker)
+                    return worker
+                fut: asyncio.Future[None] = loop.create_future()
+                self._waiters.append((loop, fut))
+            try:
+                await fut
+            except asyncio.CancelledError:
+                with self._lock:
+                    if (loop, fut) in self._waiters:
+                        self._waiters.remove((loop, fut))
+                raise
+
+    def _release(self, worker: Worker) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+            if self._closed:
+                worker.close()
+                return
+            self._idle.append(worker)
+            self._wake_one()
+
+    def _discard(self, worker: Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._busy.discard(worker)
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        # under self._lock; the woken waiter re-checks for a free worker or slot
+        while self._waiters:
+            loop, fut = self._waiters.popleft()
+            if not fut.done() and not loop.is_closed():
+                loop.call_soon_threadsafe(self._resolve, fut)
+                return
+
+    def _resolve(self, fut: asyncio.Future[None]) -> None:
+        if fut.done():  # cancelled meanwhile: pass the wake-up on
+            with self._lock:
+                self._wake_one()
+        else:
+            fut.set_result(None)
+
+    def close(self) -> None:
+        """Stop every worker; later calls fail with :class:`WorkerError`."""
+        with self._lock:
+            self._closed = True
+            workers = [*self._idle, *self._busy]
+            self._idle.clear()
+        for worker in workers:
+            worker.close()
+
+
+class WorkerPools:
+    """The pools of several packages, keyed by staged package (one pool per staged copy)."""
+
+    def __init__(self, *, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
+        self.max_workers = max_workers
+        self._pools: dict[str, WorkerPool] = {}
+        self._lock = threading.Lock()
+
+    def pool_for(self, package: LoadedPackage) -> WorkerPool:
+        """The pool of ``package`` (created on first use; no process starts until a task runs)."""
+        key = str(package.root)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = WorkerPool(package, max_workers=self.max_workers)
+            return pool
+
+    def discard(self, package: LoadedPackage) -> None:
+        """Close and forget the pool of ``package`` (e.g. when it is unloaded)."""
+        with self._lock:
+            pool = self._pools.pop(str(package.root), None)
+        if pool is not None:
+            pool.close()
+
+    def close(self) -> None:
+        """Close every pool."""
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
+
+    def __enter__(self) -> WorkerPools:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_default: WorkerPools | None = None
+_default_lock = threading.Lock()
+
+
+def default_pools() -> WorkerPools:
+    """The process-wide :class:`WorkerPools` (closed when the interpreter exits)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = WorkerPools()
+            atexit.register(_default.close)
+        return _default
+
+
+__all__ = ["Worker", "WorkerPool", "WorkerPools", "default_pools", "host_root", "worker_command"]
