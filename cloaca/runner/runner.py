@@ -23,10 +23,11 @@ from cloaca.context import Context
 from cloaca.errors import StorageError
 from cloaca.execution.result import ExecutionResult
 from cloaca.runner import claims, history
+from cloaca.runner.claiming import ClaimsMixin
 from cloaca.runner.config import DefaultRunnerConfig
 from cloaca.runner.cron import CronMixin
 from cloaca.runner.driver import ExecutionDriver
-from cloaca.runner.recovery import ResumePlan, plan_resume
+from cloaca.runner.recovery import ResumePlan
 from cloaca.runner.triggers import TriggerMixin
 from cloaca.runner.writer import Writer
 from cloaca.storage import Store
@@ -43,7 +44,7 @@ def _initial(context: Context | Mapping[str, Any] | None) -> dict[str, Any]:
     return Context(context).to_dict()
 
 
-class DefaultRunner(CronMixin, TriggerMixin):
+class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
     """Run workflows durably: every execution and task is recorded, crashes are recovered.
 
     Parameters
@@ -331,55 +332,6 @@ class DefaultRunner(CronMixin, TriggerMixin):
         """One stored execution with its initial/final context and per-task records
         (status, attempts, timings, error, output context), or None when unknown."""
         return history.get_execution(self.store, execution_id)
-
-    # ------------------------------------------------------------------ claims / recovery
-    def claim_work(self) -> list[str]:
-        """Claim executions written by other processes (queued, or left by a dead runner)
-        and start them here; return their ids. The service thread calls this on each poll.
-        """
-        if self._closed:
-            return []
-        stale_before = time.time() - self.stale_after
-        known = self.known_workflows()
-        if not claims.has_claimable(self.store, known, stale_before):
-            return []
-        started = []
-        for row, task_rows in claims.claim_executions(
-            self.store, self.runner_id, known, stale_before
-        ):
-            try:
-                plan = self._plan(row, task_rows)
-            except Exception:
-                log.exception("cannot resume execution %s; marking it Failed", row["id"])
-                self.writer.update_execution(
-                    row["id"],
-                    {
-                        "status": "Failed",
-                        "finished_at": time.time(),
-                        "error_message": "could not be resumed (see the runner log)",
-                    },
-                )
-                continue
-            if row["status"] == "Running":
-                log.info("resuming execution %s of %r", row["id"], row["workflow_name"])
-            self._launch(row["id"], plan, json.loads(row["context"]))
-            started.append(row["id"])
-        return started
-
-    def _plan(self, row: dict[str, Any], task_rows: list[dict[str, Any]]) -> ResumePlan:
-        wf = self._resolve(row["workflow_name"])
-        if row["workflow_version"] and wf.version != row["workflow_version"]:
-            log.warning(
-                "execution %s was started with version %s of %r; resuming with version %s",
-                row["id"],
-                row["workflow_version"],
-                wf.name,
-                wf.version,
-            )
-        if row["selection"]:
-            sel = json.loads(row["selection"])
-            wf = wf.subset(sel.get("start_from"), sel.get("only"), sel.get("until"))
-        return plan_resume(wf, json.loads(row["context"]), task_rows)
 
     # ------------------------------------------------------------------ lifecycle
     def _check_open(self) -> None:

@@ -188,3 +188,19 @@ def test_workflow_timeout_marks_unfinished(sqlite_url: str) -> None:
         record = r.get_execution(result.execution_id)
         assert record is not None
         assert {t.task_id: t.status for t in record.tasks} == {"s": "Failed", "t": "Skipped"}
+
+
+def test_without_task_timeout_tasks_run_inline_and_are_recorded(sqlite_url: str) -> None:
+    cfg = DefaultRunnerConfig(enable_cron_scheduling=False, task_timeout_seconds=None)
+    with DefaultRunner(sqlite_url, cfg) as r:
+        result = r.execute(diamond("rt_inline", fail=True), {"n": 0})
+        record = r.get_execution(result.execution_id)
+    assert result.status == "Failed"
+    assert record is not None
+    assert {t.task_id: t.status for t in record.tasks} == {
+        "a": "Completed",
+        "b": "Completed",
+        "c": "Failed",
+        "d": "Skipped",
+    }
+    assert record.tasks[1].output == {"n": 2}
