@@ -7,8 +7,8 @@ is what re-running a notebook cell or re-loading a package needs.
 
 from __future__ import annotations
 
-import difflib
 import builtins
+import difflib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
