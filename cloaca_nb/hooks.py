@@ -40,6 +40,14 @@ class NotebookKit:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
         self.session.subscribe(self._redraw)
+        # loaded from inside a cell (``%load_ext cloaca_nb`` then imports/tasks in the same
+        # cell): pre_run_cell already fired for it, so start recording it now
+        running: Any = getattr(getattr(self.shell, "displayhook", None), "exec_result", None)
+        info = getattr(running, "info", None)
+        if info is not None:
+            self.session.begin_cell(
+                info.raw_cell, running.execution_count, getattr(info, "cell_id", None)
+            )
 
     def uninstall(self) -> None:
         """Undo :meth:`install`; the session's tasks are forgotten."""
