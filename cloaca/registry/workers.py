@@ -233,12 +233,22 @@ class WorkerPool:
         The loaded package (its staged paths and name).
     max_workers:
         Most workers alive at once; more concurrent tasks wait for one to be free.
+    max_tasks_per_worker:
+        Replace a worker after this many tasks (``None``: never; ``1``: a fresh interpreter
+        for every task, e.g. for code that leaks).
     """
 
-    def __init__(self, package: LoadedPackage, *, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
+    def __init__(
+        self,
+        package: LoadedPackage,
+        *,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        max_tasks_per_worker: int | None = None,
+    ) -> None:
         self.package = package.name
         self.argv = worker_command(package)
         self.max_workers = max(1, max_workers)
+        self.max_tasks_per_worker = max_tasks_per_worker
         self.spawned = 0
         self._idle: list[Worker] = []
         self._busy: set[Worker] = set()
@@ -350,13 +360,16 @@ class WorkerPool:
                 raise
 
     def _release(self, worker: Worker) -> None:
+        limit = self.max_tasks_per_worker
+        retire = limit is not None and worker.tasks_run >= limit
         with self._lock:
             self._busy.discard(worker)
-            if self._closed:
-                worker.close()
-                return
-            self._idle.append(worker)
+            retire = retire or self._closed
+            if not retire:
+                self._idle.append(worker)
             self._wake_one()
+        if retire:
+            worker.close()
 
     def _discard(self, worker: Worker) -> None:
         worker.kill()
@@ -390,10 +403,16 @@ class WorkerPool:
 
 
 class WorkerPools:
-    """The pools of several packages, keyed by staged package (one pool per staged copy)."""
+    """The pools of several packages, keyed by staged package (one pool per staged copy).
 
-    def __init__(self, *, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
+    ``max_workers`` and ``max_tasks_per_worker`` apply to every pool (see :class:`WorkerPool`).
+    """
+
+    def __init__(
+        self, *, max_workers: int = DEFAULT_MAX_WORKERS, max_tasks_per_worker: int | None = None
+    ) -> None:
         self.max_workers = max_workers
+        self.max_tasks_per_worker = max_tasks_per_worker
         self._pools: dict[str, WorkerPool] = {}
         self._lock = threading.Lock()
 
@@ -403,7 +422,11 @@ class WorkerPools:
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
-                pool = self._pools[key] = WorkerPool(package, max_workers=self.max_workers)
+                pool = self._pools[key] = WorkerPool(
+                    package,
+                    max_workers=self.max_workers,
+                    max_tasks_per_worker=self.max_tasks_per_worker,
+                )
             return pool
 
     def discard(self, package: LoadedPackage) -> None:

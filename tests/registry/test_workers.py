@@ -251,3 +251,17 @@ async def test_waiters_share_a_single_worker(factory: PackageLoaderFactory, stag
         )
         assert len({o["pids"][0] for o in outs}) == 1
         assert pool.spawned == 1
+
+
+async def test_max_tasks_per_worker_gives_a_fresh_interpreter_per_task(
+    factory: PackageLoaderFactory, staging: Path
+) -> None:
+    loaded = factory.load(python_archive("toolbox", TOOLBOX, CHAIN))
+    registry = TaskRegistry()
+    with WorkerPools(max_tasks_per_worker=1) as fresh:
+        register_package_tasks(registry, loaded, pools=fresh)
+        out = await WorkflowBuilder().with_registry(registry).build().execute(Context({"n": 1}))
+        assert out["n"] == 4
+        assert len(set(out["pids"])) == 2
+        assert not any(alive(p) for p in out["pids"])
+        assert fresh.pool_for(loaded).spawned == 4
