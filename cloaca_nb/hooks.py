@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import weakref
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cloaca.task import add_task_listener, remove_task_listener
@@ -61,6 +60,9 @@ class NotebookKit:
         self.session.unsubscribe(self._redraw)
         self.session.reset()
         self.widgets.clear()
+        spare = sys.modules.get("cloaca_nb.spare")
+        if spare is not None:  # only when an isolated --spare run happened
+            spare.shutdown_spares()
 
     def pre_run_cell(self, info: Any) -> None:
         """IPython hook: a cell starts."""
@@ -129,10 +131,6 @@ class NotebookKit:
         """Show failed tasks' tracebacks (pointing at their cells) on stderr."""
         if result.status != "Completed":
             print(result.failure_report(), file=sys.stderr)
-
-    def widgets_for(self, ids: Sequence[str]) -> list[DagWidget]:  # pragma: no cover - helper
-        """Live widgets that draw all of ``ids``."""
-        return [w for w in self.widgets if set(ids) <= {n.id for n in w.graph.nodes}]
 
 
 def install(shell: Any) -> NotebookKit:

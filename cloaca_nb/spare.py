@@ -68,6 +68,14 @@ class SpareKernel:
             if self._next is None:
                 self._next = _pool.submit(asyncio.run, _start(self.kernel_name, self.cwd))
 
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Start the spare if needed and block until it is ready."""
+        self.prestart()
+        with self._lock:
+            fut = self._next
+        if fut is not None:
+            fut.result(timeout=timeout)
+
     def take(self) -> AsyncKernelManager:
         """The spare kernel (waiting for it if it is still starting)."""
         self.prestart()
