@@ -35,6 +35,9 @@ from typing import Any
 from cloaca.errors import PackageError, UnsafeArchiveError
 
 _MiB = 1024 * 1024
+# PEP 706 filters exist from Python 3.11.4; before that our own checks stand alone
+_DATA_FILTER: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+_FilterError: type[Exception] = getattr(tarfile, "FilterError", tarfile.ExtractError)
 _HEADER_SLACK = 1536  # bytes of tar header / pax record a member may use beyond its data
 
 
@@ -286,8 +289,8 @@ def _extract_one(
                 member=member.name,
             )
     try:
-        tar.extract(member, found.root, set_attrs=True, filter="data")
-    except tarfile.FilterError as exc:
+        tar.extract(member, found.root, set_attrs=True, **_DATA_FILTER)
+    except _FilterError as exc:
         raise UnsafeArchiveError(str(exc), path=label, member=member.name) from exc
     parts = name.split("/")
     found.dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))

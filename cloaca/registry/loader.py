@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from cloaca.registry.verify import (
 )
 
 _INDEX = ".index"
+log = logging.getLogger("cloaca.registry.loader")
 
 
 @dataclass(frozen=True)
@@ -186,11 +189,16 @@ class PackageLoaderFactory:
         return self.staging_dir / _INDEX / f"{digest}.json"
 
     def _write_index(self, digest: str, key: str, manifest: Manifest) -> None:
+        # best effort: without the entry a later load only verifies the archive again
         path = self._index_path(digest)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "manifest": manifest.to_json()}))
-        os.replace(tmp, path)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            path.parent.mkdir(exist_ok=True)
+            tmp.write_text(json.dumps({"key": key, "manifest": manifest.to_json()}))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not record %s in the staging index: %s", key, exc)
+            tmp.unlink(missing_ok=True)
 
     def _from_index(self, digest: str, label: str) -> LoadedPackage | None:
         try:
