@@ -541,7 +541,10 @@ def run_blocking(
     """
     try:
         asyncio.get_running_loop()
+        in_loop = True
     except RuntimeError:
+        in_loop = False
+    if not in_loop:  # outside the except block: task tracebacks must not chain this RuntimeError
         return asyncio.run(execute_workflow(workflow, context, **options))
     box: list[Any] = []
 

@@ -313,3 +313,12 @@ def test_workflow_timeout_fails_running_and_skips_pending():
     assert result.tasks["after-forever"].status == "Skipped"
     with pytest.raises(TaskExecutionError, match="workflow timed out"):
         result.raise_for_status()
+
+
+def test_task_traceback_does_not_chain_the_loop_probe():
+    @task(id="plain-fail")
+    def plain_fail(ctx):
+        raise ValueError("plain")
+
+    result = WorkflowBuilder("wf-tb").add_task(plain_fail).build().run()
+    assert "no running event loop" not in result.tasks["plain-fail"].error.traceback
