@@ -123,7 +123,7 @@ def check_layout(manifest: Manifest, found: ExtractedArchive, label: str) -> Non
 
 def _require_python(manifest: Manifest, found: ExtractedArchive, label: str) -> None:
     for required, kind in (("requirements.lock", "file"), ("src", "dir"), ("vendor", "dir")):
-        present = required in found.files if kind == "file" else _is_real_dir(found, required)
+        present = required in found.files if kind == "file" else _is_dir(found, required)
         if not present:
             slash = "/" if kind == "dir" else ""
             raise PackageError(
@@ -162,9 +162,9 @@ def _require_rust(manifest: Manifest, found: ExtractedArchive, label: str) -> No
         )
 
 
-def _is_real_dir(found: ExtractedArchive, name: str) -> bool:
-    path = found.root / name
-    return name in found.dirs and path.is_dir() and not path.is_symlink()
+def _is_dir(found: ExtractedArchive, name: str) -> bool:
+    # a directory member, implied by members under it, or a link to one (links stay inside)
+    return (found.root / name).is_dir()
 
 
 def _is_function_ref(ref: str) -> bool:

@@ -265,3 +265,14 @@ async def test_max_tasks_per_worker_gives_a_fresh_interpreter_per_task(
         assert len(set(out["pids"])) == 2
         assert not any(alive(p) for p in out["pids"])
         assert fresh.pool_for(loaded).spawned == 4
+
+
+async def test_prestart_warms_a_worker_before_the_first_task(
+    factory: PackageLoaderFactory, pools: WorkerPools
+) -> None:
+    loaded = factory.load(python_archive("toolbox", TOOLBOX, CHAIN))
+    registry = TaskRegistry()
+    register_package_tasks(registry, loaded, pools=pools, prestart=True)
+    (pid,) = pools.pool_for(loaded).pids
+    out = await WorkflowBuilder().with_registry(registry).only_tasks(["first"]).build().execute()
+    assert out["pids"] == [pid]
