@@ -105,10 +105,11 @@ class Worker:
     def _pump_stderr(self) -> None:
         stream = self.proc.stderr
         assert stream is not None
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.stderr_tail.append(line)
-            log.info("[%s pid %d] %s", self.package, self.pid, line)
+        with stream:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.stderr_tail.append(line)
+                log.info("[%s pid %d] %s", self.package, self.pid, line)
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request and await its reply; raise :class:`WorkerError` if the worker dies."""
