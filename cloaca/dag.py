@@ -114,6 +114,23 @@ def _find_cycle(deps: Mapping[str, Sequence[str]], nodes: Iterable[str]) -> list
     return []  # pragma: no cover - only called when a cycle exists
 
 
+def _cross_package_detail(dep: str, nodes: list[str]) -> str:
+    """For a ``package::task`` dependency, say whether the package or only the task is missing."""
+    if "::" not in dep:
+        return ""
+    package, task_id = dep.split("::", 1)
+    tasks = [n.split("::", 1)[1] for n in nodes if n.startswith(package + "::")]
+    if not tasks:
+        loaded = sorted({n.split("::", 1)[0] for n in nodes if "::" in n})
+        return (
+            f"package {package!r} is not loaded (loaded packages: {loaded or 'none'}). "
+            "Load it before building the workflow."
+        )
+    close = difflib.get_close_matches(task_id, tasks, n=3)
+    hint = f" Did you mean {', '.join(repr(f'{package}::{c}') for c in close)}?" if close else ""
+    return f"package {package!r} has no task {task_id!r} (its tasks: {sorted(tasks)}).{hint}"
+
+
 def build_dag(deps: Mapping[str, Sequence[str]], workflow: str | None = None) -> Dag:
     """Validate ``deps`` (node -> its dependencies, in declaration order) and build a :class:`Dag`.
 
@@ -129,6 +146,7 @@ def build_dag(deps: Mapping[str, Sequence[str]], workflow: str | None = None) ->
         for dep in deps[node]:
             if dep not in deps:
                 raise UnknownDependencyError(
+                    _cross_package_detail(dep, nodes),
                     workflow=workflow,
                     task_id=node,
                     dependency=dep,

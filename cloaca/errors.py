@@ -25,7 +25,9 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │   ├── IncompatibleTargetError  (target, host)
     │   └── BuildError               (project)
     ├── WorkerError                  (package)      a worker process died or misbehaved
-    └── StorageError                 (url)          the runner's database could not be used
+    ├── StorageError                 (url)          the runner's database could not be used
+    └── ApiError                     (status, code, request_id)  a REST API error (server and
+                                                    its clients: body ``{"error", "code"}``)
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ class UnknownDependencyError(WorkflowValidationError):
 
     def describe(self) -> str:
         where = f"workflow {self.workflow!r}: " if self.workflow else ""
+        if self.message:  # e.g. which package of a "package::task" dependency is missing
+            return f"{where}task {self.task_id!r} depends on {self.dependency!r}: {self.message}"
         return (
             f"{where}task {self.task_id!r} depends on unknown task {self.dependency!r}."
             f"{_hint(self.suggestions)} Check the id in dependencies=[...] or define that task."
@@ -305,7 +309,24 @@ class StorageError(CloacaError):
         return self.message
 
 
+class ApiError(CloacaError):
+    """A REST API error: HTTP ``status``, machine-readable ``code`` (e.g. ``workflow_not_found``).
+
+    The server raises it to answer ``{"error": message, "code": code}``; the ``cloacina`` CLI
+    raises it for such an answer, with the ``x-request-id`` of the response as ``request_id``.
+    """
+
+    _fields: tuple[str, ...] = ("message", "status", "code", "request_id")
+    status: int | None
+    code: str | None
+    request_id: str | None
+
+    def describe(self) -> str:
+        return self.message or f"HTTP {self.status} [{self.code}]"
+
+
 __all__ = [
+    "ApiError",
     "BuildError",
     "CloacaError",
     "ContextError",

@@ -44,3 +44,14 @@ def test_select_start_from_until_only():
     assert dag.select(start_from="b", until="c") == {"b", "c"}
     with pytest.raises(TaskSelectionError, match="Did you mean 'c'"):
         dag.select(start_from="cc")
+
+
+def test_cross_package_dependency_names_package_and_task():
+    deps = {"pkg-a::load": [], "pkg-b::use": ["pkg-a::lod"], "pkg-b::other": ["ghost::x"]}
+    with pytest.raises(UnknownDependencyError) as info:
+        build_dag({k: deps[k] for k in ("pkg-a::load", "pkg-b::use")})
+    assert "package 'pkg-a' has no task 'lod'" in str(info.value)
+    assert "Did you mean 'pkg-a::load'" in str(info.value)
+    with pytest.raises(UnknownDependencyError) as info:
+        build_dag({k: deps[k] for k in ("pkg-a::load", "pkg-b::other")})
+    assert "package 'ghost' is not loaded" in str(info.value) and "pkg-a" in str(info.value)
