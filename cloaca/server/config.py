@@ -1,0 +1,118 @@
+"""`ServerConfig`: what a server needs to start, and the layout of its home directory.
+
+::
+
+    <home>/
+      bootstrap-key        the first admin key (mode 0600), written on first start only
+      server.db            the embedded SQLite database (when no --database-url is given)
+      tenants/<name>.db    each non-public tenant's runner database on SQLite
+      packages/<sha256>.cloaca   uploaded archives, content-addressed
+      staging/             packages unpacked by the loader (workers import from here)
+      server.json          pid and URL of the running server (removed on a clean stop)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloaca.runner.config import DefaultRunnerConfig
+
+DEFAULT_HOME = "~/.cloacina"
+DEFAULT_BIND = "127.0.0.1:8080"
+DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
+
+
+def default_home() -> Path:
+    """``$CLOACINA_HOME`` or ``~/.cloacina``."""
+    return Path(os.environ.get("CLOACINA_HOME") or DEFAULT_HOME).expanduser()
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:8080`` for IPv6); raise ValueError when malformed."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"invalid --bind {bind!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    number = int(port)
+    if number > 65535:
+        raise ValueError(f"invalid --bind {bind!r}: port must be 0-65535")
+    return host.strip("[]"), number
+
+
+@dataclass
+class ServerConfig:
+    """Settings of one server process.
+
+    Parameters
+    ----------
+    home:
+        The server's directory (see the module docstring).
+    database_url:
+        ``postgresql://...`` for shared deployments; None means ``sqlite:///<home>/server.db``.
+    bootstrap_key:
+        The admin key to create on first start (None: generate one).
+    max_upload_bytes:
+        Largest accepted package upload; bigger bodies are refused while streaming.
+    runner:
+        Settings of every tenant's :class:`~cloaca.runner.DefaultRunner`.
+    shutdown_grace_seconds:
+        On stop, how long running executions may take to finish; the rest are resumed by the
+        next start.
+    public_url:
+        The URL clients reach this server at (written to ``server.json``).
+    """
+
+    home: Path = field(default_factory=default_home)
+    database_url: str | None = None
+    bootstrap_key: str | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    runner: DefaultRunnerConfig = field(default_factory=DefaultRunnerConfig)
+    shutdown_grace_seconds: float = 10.0
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).expanduser().resolve()
+
+    @property
+    def url(self) -> str:
+        """The main database URL (the embedded SQLite file by default)."""
+        return self.database_url or f"sqlite:///{self.home / 'server.db'}"
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when the database is PostgreSQL (tenants are schemas)."""
+        return self.url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://"))
+
+    @property
+    def packages_dir(self) -> Path:
+        """Where uploaded archives are stored."""
+        return self.home / "packages"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where the loader unpacks packages."""
+        return self.home / "staging"
+
+    @property
+    def bootstrap_key_path(self) -> Path:
+        """The file the first admin key is written to."""
+        return self.home / "bootstrap-key"
+
+    @property
+    def state_path(self) -> Path:
+        """``server.json``: pid and URL of the running server."""
+        return self.home / "server.json"
+
+    def tenant_sqlite_url(self, tenant: str) -> str:
+        """The runner database of ``tenant`` on SQLite (beside the main file)."""
+        main = self.url
+        if self.database_url is None:
+            return f"sqlite:///{self.home / 'tenants' / f'{tenant}.db'}"
+        from cloaca.storage.url import parse_database_url
+
+        parsed = parse_database_url(main)
+        if parsed.path is None:  # in-memory: tenants get their own in-memory databases
+            return "sqlite:///:memory:"
+        path = Path(parsed.path)
+        return f"sqlite:///{path.with_name(f'{path.stem}-tenant-{tenant}{path.suffix}')}"

@@ -1,0 +1,259 @@
+"""The server's own tables — tenants, API keys, uploaded packages — and their queries.
+
+They live in the main database (beside the ``public`` tenant's runner tables), one row per
+object with a ``tenant_id`` column, so tenants never see each other's keys or packages. Each
+tenant's executions live in that tenant's runner database (see :mod:`cloaca.server.tenants`).
+Timestamps are UTC epoch seconds, as in the runner's tables.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
+
+from cloaca.storage import Store
+
+metadata = MetaData()
+
+tenants = Table(
+    "cloacina_tenants",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "cloacina_api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex, never the key
+    Column("role", String(8), nullable=False),  # read | write | admin
+    Column("tenant_id", String(63), nullable=True),  # None: a global key
+    Column("is_admin", Boolean, nullable=False, default=False),  # god mode (bootstrap only)
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+
+packages = Table(
+    "cloacina_packages",
+    metadata,
+    Column("tenant_id", String(63), nullable=False),
+    Column("id", String(36), nullable=False),  # derived from the archive's sha256
+    Column("package_name", String(255), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("sha256", String(64), nullable=False),
+    Column("fingerprint", String(80), nullable=False),
+    Column("manifest", Text, nullable=False),  # the verified manifest, JSON
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "id", name="pk_cloacina_packages"),
+    UniqueConstraint("tenant_id", "package_name", "version", name="uq_cloacina_packages_nv"),
+)
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """A stored API key (without its hash)."""
+
+    id: str
+    name: str
+    role: str
+    tenant_id: str | None
+    is_admin: bool
+    revoked: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class PackageRow:
+    """A stored package of one tenant; ``manifest`` is the verified manifest as a dict."""
+
+    tenant_id: str
+    id: str
+    package_name: str
+    version: str
+    description: str | None
+    sha256: str
+    fingerprint: str
+    manifest: dict[str, Any]
+    created_at: float
+
+
+def _key(row: Any) -> KeyRow:
+    return KeyRow(
+        row.id, row.name, row.role, row.tenant_id, bool(row.is_admin), bool(row.revoked),
+        row.created_at,
+    )  # fmt: skip
+
+
+def _package(row: Any) -> PackageRow:
+    return PackageRow(
+        row.tenant_id, row.id, row.package_name, row.version, row.description, row.sha256,
+        row.fingerprint, json.loads(row.manifest), row.created_at,
+    )  # fmt: skip
+
+
+class ServerDB:
+    """Queries on the server tables of the database at ``url`` (created when missing)."""
+
+    def __init__(self, url: str) -> None:
+        self.store = Store(url, migrate=False, pool_size=5)
+        metadata.create_all(self.store.engine, checkfirst=True)
+
+    def ping(self) -> None:
+        """Raise when the database does not answer."""
+        with self.store.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.store.dispose()
+
+    # ------------------------------------------------------------------ tenants
+    def list_tenants(self) -> list[tuple[str, str | None]]:
+        """Every created tenant as (name, description), by name (``public`` is implicit)."""
+        with self.store.read() as conn:
+            rows = conn.execute(select(tenants).order_by(tenants.c.name)).all()
+        return [(r.name, r.description) for r in rows]
+
+    def add_tenant(self, name: str, description: str | None) -> bool:
+        """Create tenant ``name``; False when it exists."""
+        with self.store.write() as conn:
+            if conn.execute(select(tenants.c.name).where(tenants.c.name == name)).first():
+                return False
+            conn.execute(
+                insert(tenants), [{"name": name, "description": description, "created_at": _now()}]
+            )
+        return True
+
+    def remove_tenant(self, name: str) -> int:
+        """Delete tenant ``name`` with its packages; revoke its keys; return keys revoked."""
+        with self.store.write() as conn:
+            conn.execute(delete(tenants).where(tenants.c.name == name))
+            conn.execute(delete(packages).where(packages.c.tenant_id == name))
+            res = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.tenant_id == name, api_keys.c.revoked.is_(False))
+                .values(revoked=True)
+            )
+        return int(res.rowcount or 0)
+
+    # ------------------------------------------------------------------ keys
+    def add_key(self, row: dict[str, Any]) -> KeyRow:
+        """Insert a key row (``key_hash`` included) and return it."""
+        full = {"revoked": False, "is_admin": False, "created_at": _now(), **row}
+        with self.store.write() as conn:
+            conn.execute(insert(api_keys), [full])
+        return KeyRow(
+            full["id"], full["name"], full["role"], full["tenant_id"], bool(full["is_admin"]),
+            False, full["created_at"],
+        )  # fmt: skip
+
+    def find_key(self, key_hash: str) -> KeyRow | None:
+        """The active key with this hash, or None."""
+        q = select(api_keys).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked.is_(False))
+        with self.store.read() as conn:
+            row = conn.execute(q).first()
+        return _key(row) if row else None
+
+    def list_keys(self, tenant_id: str | None = None, *, all_tenants: bool = False) -> list[KeyRow]:
+        """Keys of ``tenant_id`` (None: global keys), or every key with ``all_tenants``."""
+        q = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        if not all_tenants:
+            q = q.where(
+                api_keys.c.tenant_id.is_(None)
+                if tenant_id is None
+                else api_keys.c.tenant_id == tenant_id
+            )
+        with self.store.read() as conn:
+            return [_key(r) for r in conn.execute(q)]
+
+    def get_key(self, key_id: str) -> KeyRow | None:
+        """The key with this id (revoked or not), or None."""
+        with self.store.read() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        return _key(row) if row else None
+
+    def revoke_key(self, key_id: str) -> None:
+        """Mark the key revoked (idempotent)."""
+        with self.store.write() as conn:
+            conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked=True))
+
+    def has_active_admin_key(self) -> bool:
+        """True when some unrevoked god-mode key exists."""
+        q = select(api_keys.c.id).where(
+            api_keys.c.is_admin.is_(True), api_keys.c.revoked.is_(False)
+        )
+        with self.store.read() as conn:
+            return conn.execute(q.limit(1)).first() is not None
+
+    # ------------------------------------------------------------------ packages
+    def add_package(self, row: dict[str, Any]) -> None:
+        """Insert a package row (``manifest`` as a dict)."""
+        full = {**row, "manifest": json.dumps(row["manifest"]), "created_at": _now()}
+        with self.store.write() as conn:
+            conn.execute(insert(packages), [full])
+
+    def list_packages(self, tenant_id: str | None = None) -> list[PackageRow]:
+        """Packages of one tenant (or all), oldest first."""
+        q = select(packages).order_by(packages.c.created_at, packages.c.id)
+        if tenant_id is not None:
+            q = q.where(packages.c.tenant_id == tenant_id)
+        with self.store.read() as conn:
+            return [_package(r) for r in conn.execute(q)]
+
+    def find_package(
+        self, tenant_id: str, *, package_id: str | None = None, name: str | None = None,
+        version: str | None = None,
+    ) -> PackageRow | None:  # fmt: skip
+        """The package with this id, or this name and version, in ``tenant_id``."""
+        q = select(packages).where(packages.c.tenant_id == tenant_id)
+        if package_id is not None:
+            q = q.where(packages.c.id == package_id)
+        if name is not None:
+            q = q.where(packages.c.package_name == name)
+        if version is not None:
+            q = q.where(packages.c.version == version)
+        with self.store.read() as conn:
+            row = conn.execute(q.order_by(packages.c.created_at.desc()).limit(1)).first()
+        return _package(row) if row else None
+
+    def remove_package(self, tenant_id: str, package_id: str) -> None:
+        """Delete one package row."""
+        with self.store.write() as conn:
+            conn.execute(
+                delete(packages).where(
+                    packages.c.tenant_id == tenant_id, packages.c.id == package_id
+                )
+            )
+
+    def sha256_in_use(self, sha256: str) -> bool:
+        """True when some tenant still has the archive with this digest."""
+        with self.store.read() as conn:
+            q = select(packages.c.id).where(packages.c.sha256 == sha256).limit(1)
+            return conn.execute(q).first() is not None
+
+
+def _now() -> float:
+    return time.time()

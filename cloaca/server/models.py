@@ -1,0 +1,234 @@
+"""Request and response bodies of the REST API (pydantic), in Cloacina's wire format.
+
+Field names, types and requiredness follow what the ``cloacina-client`` SDK parses; fields the
+SDK does not know (``context``, ``error`` ... on an execution) are our documented extensions
+and land in the SDK models' ``additional_properties``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["read", "write", "admin"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(BaseModel):
+    """Every non-2xx answer; the request id is in the ``x-request-id`` header."""
+
+    error: str
+    code: str
+
+
+class Health(_Out):
+    status: str
+
+
+class Ready(_Out):
+    status: str
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------- workflows
+class WorkflowUploaded(_Out):
+    package_id: str
+    tenant_id: str
+
+
+class WorkflowSummary(_Out):
+    id: str
+    package_name: str
+    workflow_name: str
+    version: str
+    description: str | None = None
+    tasks: list[str]
+    created_at: str
+    paused: bool = False
+
+
+class WorkflowList(_Out):
+    tenant_id: str
+    total: int
+    items: list[WorkflowSummary]
+
+
+class TaskNode(_Out):
+    id: str
+    dependencies: list[str]
+    description: str | None = None
+
+
+class WorkflowDetail(WorkflowSummary):
+    tenant_id: str
+    build_status: str
+    build_error: str | None = None
+    task_graph: list[TaskNode]
+    declared_params: list[dict[str, Any]]
+
+
+class WorkflowDeleted(_Out):
+    status: str
+    package_name: str
+    version: str
+
+
+class ExecuteRequest(BaseModel):
+    """``{"context": {...}}`` or ``{}``."""
+
+    model_config = ConfigDict(extra="allow")
+    context: dict[str, Any] | None = None
+
+
+class ExecuteResponse(_Out):
+    execution_id: str
+    workflow_name: str
+    tenant_id: str
+    status: str
+
+
+# ---------------------------------------------------------------- executions
+class ExecutionSummary(_Out):
+    id: str
+    workflow_name: str
+    status: str
+    started_at: str
+    completed_at: str | None = None
+    trigger_origin: str | None = None
+
+
+class ExecutionList(_Out):
+    tenant_id: str
+    total: int
+    items: list[ExecutionSummary]
+
+
+class ExecutionDetail(_Out):
+    tenant_id: str
+    execution_id: str
+    status: str = Field(description="Pending, Running, Completed, Failed, Cancelled or Paused")
+    workflow_name: str | None = None
+    workflow_version: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    context: dict[str, Any] | None = Field(
+        None, description="Extension: the final context once the execution finished"
+    )
+    input_context: dict[str, Any] | None = Field(None, description="Extension: the input")
+    error: str | None = Field(None, description="Extension: why the execution failed")
+
+
+class ExecutionEvent(_Out):
+    id: str
+    event_type: str
+    event_data: str | None = None
+    task_name: str | None = None
+    created_at: str
+    sequence_num: int
+
+
+class ExecutionEvents(_Out):
+    tenant_id: str
+    execution_id: str
+    events: list[ExecutionEvent]
+
+
+class TaskExecution(_Out):
+    id: str
+    task_name: str
+    status: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    attempt: int
+    max_attempts: int
+    created_at: str
+    updated_at: str
+    last_error: str | None = None
+
+
+class ExecutionTasks(_Out):
+    tenant_id: str
+    execution_id: str
+    tasks: list[TaskExecution]
+
+
+# ---------------------------------------------------------------- auth, keys, tenants
+class WsTicket(_Out):
+    ticket: str
+    expires_in_seconds: int
+
+
+class CreateKeyRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    role: Role = "read"
+
+
+class KeyInfo(_Out):
+    id: str
+    name: str
+    permissions: str
+    tenant_id: str | None = None
+    is_admin: bool
+    revoked: bool
+    created_at: str
+
+
+class KeyCreated(_Out):
+    id: str
+    key: str
+    name: str
+    permissions: str
+    tenant_id: str | None = None
+    is_admin: bool
+    created_at: str
+
+
+class KeyList(_Out):
+    items: list[KeyInfo]
+    total: int
+
+
+class KeyRevoked(_Out):
+    id: str
+    status: str
+
+
+class Whoami(_Out):
+    name: str
+    role: str
+    tenant_id: str | None = None
+    is_admin: bool
+
+
+class CreateTenantRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=63)
+    description: str | None = None
+    password: str | None = None
+
+
+class TenantCreated(_Out):
+    name: str
+    username: str
+    description: str | None = None
+
+
+class TenantSummary(_Out):
+    name: str
+
+
+class TenantList(_Out):
+    items: list[TenantSummary]
+    total: int
+
+
+class TenantRemoved(_Out):
+    status: str
+    schema_name: str
+    revoked_keys: int
+    runner_evicted: bool
+    db_cache_evicted: bool

@@ -1,0 +1,180 @@
+"""The package store and package (un)installation.
+
+Archives are stored content-addressed under ``<home>/packages/<sha256>.cloaca`` (written to a
+temporary file, then renamed, so a crash never leaves half an archive). An upload is verified
+by the loader (:class:`~cloaca.registry.PackageLoaderFactory`: gzip tar, safe members,
+manifest, fingerprint, target) and its workflow built *before* anything is stored; package
+code is never imported here (its tasks run in worker processes). The workflow a package
+registers is named after ``package.name``; uploading the same package again is a no-op that
+answers the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cloaca.errors import ApiError, CloacaError
+from cloaca.registry.loader import PackageLoaderFactory
+from cloaca.registry.tasks import register_package_tasks
+from cloaca.registry.workers import WorkerPools
+from cloaca.server.tenants import Installed, TenantRuntime
+from cloaca.task_registry import TaskRegistry
+from cloaca.workflow import WorkflowBuilder
+
+if TYPE_CHECKING:
+    from cloaca.registry.loader import LoadedPackage
+    from cloaca.server.db import PackageRow, ServerDB
+    from cloaca.workflow import Workflow
+
+log = logging.getLogger("cloaca.server")
+
+
+def package_id(sha256: str) -> str:
+    """The API id of an archive: its SHA-256's first 128 bits, written as a UUID."""
+    return str(uuid.UUID(hex=sha256[:32]))
+
+
+class PackageStore:
+    """Archives on disk, keyed by SHA-256."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        """Where the archive with this digest lives."""
+        return self.root / f"{sha256}.cloaca"
+
+    def save(self, data: bytes, sha256: str) -> None:
+        """Store ``data`` (temp file + rename; a no-op when present)."""
+        final = self.path(sha256)
+        if final.exists():
+            return
+        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read(self, sha256: str) -> bytes:
+        """The archive's bytes."""
+        return self.path(sha256).read_bytes()
+
+    def remove(self, sha256: str) -> None:
+        """Delete the archive (no error when absent)."""
+        self.path(sha256).unlink(missing_ok=True)
+
+
+class Packages:
+    """Installs, reloads and removes packages of tenants."""
+
+    def __init__(self, db: ServerDB, store: PackageStore, staging: Path) -> None:
+        self.db = db
+        self.store = store
+        self.loader = PackageLoaderFactory(staging)
+        self.pools = WorkerPools()
+        self._lock = threading.Lock()
+
+    def _workflow(self, loaded: LoadedPackage) -> Workflow:
+        registry = TaskRegistry()
+        register_package_tasks(registry, loaded, pools=self.pools)
+        builder = WorkflowBuilder(loaded.name).with_registry(registry)
+        if loaded.manifest.package.description:
+            builder.description(loaded.manifest.package.description)
+        return builder.build()
+
+    def upload(self, runtime: TenantRuntime, data: bytes) -> tuple[PackageRow, bool]:
+        """Verify, store and install ``data`` in ``runtime``'s tenant.
+
+        Returns the package row and whether it is new. Raises :class:`ApiError` 400
+        ``upload_failed`` for an invalid package, 409 ``package_exists`` when another archive
+        with the same name and version is installed.
+        """
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            loaded = self.loader.load(data, source=f"upload {sha256[:12]}")
+            workflow = self._workflow(loaded)
+        except CloacaError as exc:
+            raise ApiError(str(exc), status=400, code="upload_failed") from exc
+        tenant = runtime.name
+        with self._lock:
+            same = self.db.find_package(tenant, name=loaded.name, version=loaded.version)
+            if same is not None:
+                if same.fingerprint == loaded.fingerprint:
+                    return same, False
+                raise ApiError(
+                    f"package {loaded.name} {loaded.version} is already installed with other "
+                    "content; bump the version, or delete it first",
+                    status=409,
+                    code="package_exists",
+                )
+            self.store.save(data, sha256)
+            pkg = loaded.manifest.package
+            self.db.add_package(
+                {
+                    "tenant_id": tenant,
+                    "id": package_id(sha256),
+                    "package_name": pkg.name,
+                    "version": pkg.version,
+                    "description": pkg.description,
+                    "sha256": sha256,
+                    "fingerprint": pkg.fingerprint,
+                    "manifest": loaded.manifest.model_dump(mode="json"),
+                }
+            )
+            row = self.db.find_package(tenant, package_id=package_id(sha256))
+            assert row is not None
+        runtime.install(Installed(row, loaded, workflow))
+        return row, True
+
+    def reload(self, runtime: TenantRuntime) -> int:
+        """Install every stored package of ``runtime``'s tenant again (server start)."""
+        count = 0
+        for row in self.db.list_packages(runtime.name):
+            try:
+                loaded = self.loader.load(self.store.read(row.sha256), source=row.package_name)
+                runtime.install(Installed(row, loaded, self._workflow(loaded)))
+                count += 1
+            except Exception:
+                log.exception(
+                    "cannot reload package %s %s of tenant %r",
+                    row.package_name,
+                    row.version,
+                    runtime.name,
+                )
+        return count
+
+    def delete(self, runtime: TenantRuntime, row: PackageRow, *, force: bool) -> None:
+        """Remove a package version (409 ``workflow_running`` while executions of its
+        workflow are running, unless ``force``)."""
+        active = runtime.active(row.package_name)
+        if not force and active is not None and active.row.id == row.id:
+            running = runtime.running_count(row.package_name)
+            if running:
+                raise ApiError(
+                    f"workflow {row.package_name!r} has {running} running execution(s); "
+                    "wait for them or delete with force=true",
+                    status=409,
+                    code="workflow_running",
+                )
+        with self._lock:
+            self.db.remove_package(runtime.name, row.id)
+            runtime.uninstall(row.package_name, row.id)
+            if not self.db.sha256_in_use(row.sha256):
+                self.store.remove(row.sha256)
+
+    def close(self) -> None:
+        """Stop every worker process."""
+        self.pools.close()

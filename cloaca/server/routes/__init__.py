@@ -1,0 +1,2 @@
+"""The API's routers, one module per resource (health, keys, tenants, workflows,
+executions, the delivery WebSocket)."""

@@ -1,0 +1,97 @@
+"""`ServerState`: everything a running server holds, its start-up and its shutdown.
+
+Start-up order matters for recovery: open the server tables, make sure an admin key exists
+(the bootstrap key), then for each tenant start its runner and re-register its stored packages
+— the runner only claims executions of workflows it knows, so executions left running by the
+previous process resume as soon as their workflow is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+from cloaca.server.auth import Tickets, hash_key, new_key
+from cloaca.server.config import ServerConfig
+from cloaca.server.db import ServerDB
+from cloaca.server.packages import Packages, PackageStore
+from cloaca.server.tenants import TenantManager
+
+log = logging.getLogger("cloaca.server")
+
+
+class ServerState:
+    """The server's database, tenants, packages and WebSocket tickets."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        config.home.mkdir(parents=True, exist_ok=True)
+        self.db = ServerDB(config.url)
+        self.tenants = TenantManager(config, db=self.db)
+        self.packages = Packages(self.db, PackageStore(config.packages_dir), config.staging_dir)
+        self.tickets = Tickets()
+        self.ready = False
+        self.started_at = time.time()
+
+    def start(self) -> None:
+        """Bootstrap the admin key, start tenants' runners, reload their packages."""
+        self._bootstrap()
+        with_packages = {row.tenant_id for row in self.db.list_packages()}
+        for name in self.tenants.names():
+            if name in with_packages or name == "public":
+                count = self.packages.reload(self.tenants.runtime(name))
+                if count:
+                    log.info("tenant %r: %d package(s) loaded", name, count)
+        self._write_state_file()
+        self.ready = True
+
+    def _bootstrap(self) -> None:
+        if self.db.has_active_admin_key():
+            return
+        key = self.config.bootstrap_key or new_key()
+        self.db.add_key(
+            {
+                "id": str(uuid.uuid4()),
+                "name": "bootstrap",
+                "key_hash": hash_key(key),
+                "role": "admin",
+                "tenant_id": None,
+                "is_admin": True,
+            }
+        )
+        write_secret(self.config.bootstrap_key_path, key + "\n")
+        log.info("bootstrap admin key written to %s (mode 0600)", self.config.bootstrap_key_path)
+
+    def _write_state_file(self) -> None:
+        info = {"pid": os.getpid(), "url": self.config.public_url, "home": str(self.config.home)}
+        tmp = self.config.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.config.state_path)
+
+    def stop(self) -> None:
+        """Stop runners (running executions get the grace period), workers and the database."""
+        self.ready = False
+        try:
+            info = json.loads(self.config.state_path.read_text())
+            if info.get("pid") == os.getpid():
+                self.config.state_path.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            pass
+        self.tenants.close(self.config.shutdown_grace_seconds)
+        self.packages.close()
+        self.db.close()
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (mode 0600 from creation on)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
