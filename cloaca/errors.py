@@ -26,6 +26,8 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │   └── BuildError               (project)
     ├── WorkerError                  (package)      a worker process died or misbehaved
     ├── StorageError                 (url)          the runner's database could not be used
+    ├── ExecutorError                (address)      a remote executor (Dask) is misconfigured
+    │                                               or unreachable
     └── ApiError                     (status, code, request_id)  a REST API error (server and
                                                     its clients: body ``{"error", "code"}``)
 """
@@ -309,6 +311,18 @@ class StorageError(CloacaError):
         return self.message
 
 
+class ExecutorError(CloacaError):
+    """The remote executor at ``address`` (a Dask scheduler) is misconfigured or unreachable."""
+
+    _fields: tuple[str, ...] = ("message", "address")
+    address: str | None
+
+    def describe(self) -> str:
+        if self.address:
+            return f"Dask scheduler {self.address}: {self.message}"
+        return self.message
+
+
 class ApiError(CloacaError):
     """A REST API error: HTTP ``status``, machine-readable ``code`` (e.g. ``workflow_not_found``).
 
@@ -333,6 +347,7 @@ __all__ = [
     "ContextValueError",
     "CycleError",
     "DuplicateTaskError",
+    "ExecutorError",
     "IncompatibleTargetError",
     "ManifestError",
     "PackageError",
