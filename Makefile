@@ -30,7 +30,11 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	$(UV) sync --frozen --all-extras --group dev
 	@touch $@
 
+# Every notebook in notebooks/, examples/ and binder/ runs top to bottom in a real kernel (nbmake,
+# per-cell timeout), then the suite runs.
 test: install
+	$(VENV)/bin/pytest -n 2 --nbmake --nbmake-timeout=300 --timeout=900 \
+	  $$(find notebooks examples binder -name '*.ipynb' ! -path '*/.ipynb_checkpoints/*' 2>/dev/null)
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: install
@@ -54,3 +58,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache
+
+# docs/cli.md from the CLIs' --help, then the site with warnings as errors (build/site)
+docs: install
+	$(PY) scripts/gen_cli_docs.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
