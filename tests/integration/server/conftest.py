@@ -1,0 +1,9 @@
+"""Fixtures of the server tests (defined in :mod:`tests.server.support`)."""
+
+from tests.server.support import (  # noqa: F401 — fixtures
+    example_archive,
+    gate,
+    pg_database,
+    server,
+    uploaded,
+)
