@@ -29,7 +29,12 @@ def committed_notebooks() -> list[Path]:
 
 def test_the_four_tutorials_exist() -> None:
     names = {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
-    assert {"01-quickstart.ipynb", "02-data-pipeline.ipynb", "03-parameterized-runs.ipynb"} <= names
+    assert {
+        "01-quickstart.ipynb",
+        "02-data-pipeline.ipynb",
+        "03-parameterized-runs.ipynb",
+        "04-build-and-deploy.ipynb",
+    } <= names
 
 
 @pytest.mark.parametrize("path", committed_notebooks(), ids=lambda p: str(p.relative_to(ROOT)))
