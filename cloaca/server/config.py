@@ -16,12 +16,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cloaca.runner.config import DefaultRunnerConfig
+if TYPE_CHECKING:  # the runner pulls in SQLAlchemy; the CLI reads these defaults without it
+    from cloaca.runner.config import DefaultRunnerConfig
 
 DEFAULT_HOME = "~/.cloacina"
 DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
+
+
+def _runner_config() -> DefaultRunnerConfig:
+    from cloaca.runner.config import DefaultRunnerConfig
+
+    return DefaultRunnerConfig()
 
 
 def default_home() -> Path:
@@ -67,7 +75,7 @@ class ServerConfig:
     database_url: str | None = None
     bootstrap_key: str | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
-    runner: DefaultRunnerConfig = field(default_factory=DefaultRunnerConfig)
+    runner: DefaultRunnerConfig = field(default_factory=_runner_config)
     shutdown_grace_seconds: float = 10.0
     public_url: str | None = None
 

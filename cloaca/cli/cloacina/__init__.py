@@ -12,8 +12,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import httpx
-
 from cloaca.cli.cloacina import execution, key, package, server, tenant, workflow
 from cloaca.cli.cloacina._context import (
     EXIT_DOWN,
@@ -110,11 +108,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # malformed flags found after parsing (e.g. --bind)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DOWN
-    except (httpx.TransportError, OSError) as exc:
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
         where = getattr(args, "server", None) or "the server"
         print(f"error: cannot reach {where}: {exc}", file=sys.stderr)
         print("hint: is it running? `cloacina server status`, or pass --server", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _unreachable(exc: Exception) -> bool:
+    httpx = sys.modules.get("httpx")  # imported only by commands that talk to a server
+    return isinstance(exc, OSError) or (httpx is not None and isinstance(exc, httpx.TransportError))
 
 
 if __name__ == "__main__":
