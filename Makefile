@@ -50,7 +50,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 demo: install
-	$(PY) -m cloaca.demo
+	$(PY) scripts/demo.py
 
 bench: install
 	$(UV) sync --frozen --all-extras --group dev --group bench
