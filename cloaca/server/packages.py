@@ -175,6 +175,13 @@ class Packages:
             if not self.db.sha256_in_use(row.sha256):
                 self.store.remove(row.sha256)
 
+    def drop_unused(self, rows: list[PackageRow]) -> None:
+        """Delete the archives of ``rows`` that no tenant uses any more (tenant removal)."""
+        with self._lock:
+            for row in rows:
+                if not self.db.sha256_in_use(row.sha256):
+                    self.store.remove(row.sha256)
+
     def close(self) -> None:
         """Stop every worker process."""
         self.pools.close()

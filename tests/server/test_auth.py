@@ -110,4 +110,7 @@ def test_tenants_are_isolated(server: ServerProcess, example_archive: Path, uplo
     assert (removed.status, removed.schema_name, removed.revoked_keys) == ("removed", "acme", 2)
     assert _code(acme.whoami) == (401, "unauthorized")
     assert "acme" not in {t.name for t in admin.list_tenants().items}
+    # the archive is shared with public (content-addressed), so it stays
+    assert len(list((server.home / "packages").glob("*.cloaca"))) == 1
+    assert not (server.home / "tenants" / "acme.db").exists()
     assert _code(lambda: admin.remove_tenant("public")) == (400, "invalid_request")

@@ -36,12 +36,15 @@ async def remove_tenant(
     schema_name: str, request: Request, _: Principal = Depends(god_mode)
 ) -> dict[str, Any]:
     """Delete a tenant: stop its runner, drop its executions and packages, revoke its keys."""
-    tenants = state_of(request).tenants
+    state = state_of(request)
+    tenants = state.tenants
     if schema_name == "public":
         raise ApiError("the public tenant cannot be removed", status=400, code="invalid_request")
     if not tenants.exists(schema_name):
         raise ApiError(f"no tenant {schema_name!r}", status=404, code="tenant_not_found")
+    rows = await run_in_threadpool(state.db.list_packages, schema_name)
     revoked, evicted = await run_in_threadpool(tenants.remove, schema_name)
+    await run_in_threadpool(state.packages.drop_unused, rows)
     return {
         "status": "removed",
         "schema_name": schema_name,
