@@ -41,3 +41,12 @@ def test_readme_opens_with_the_two_commands() -> None:
     commands = [line.split("#")[0].strip() for line in block.splitlines()[1:] if line.strip()]
     assert commands == ["make demo", "make test"]
     assert "docs/img/dag-widget.svg" in text
+
+
+def test_cli_page_documents_every_console_script() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    for name in scripts:
+        assert f"## `{name}`" in page or f"`{name}`." in page, f"{name} missing from docs/cli.md"
