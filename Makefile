@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install -q "uv>=0.5"
-	$(UV) sync --frozen --all-extras --group dev
+	$(UV) sync --frozen --all-extras --group dev --inexact
 	@touch $@
 
 # Every notebook in notebooks/, examples/ and binder/ runs top to bottom in a real kernel (nbmake,

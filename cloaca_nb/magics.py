@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from cloaca_nb.errors import NotebookError
 
 MAGIC_NAMES = ("cloaca_dag", "cloaca_run", "cloaca_build", "cloaca_tasks")
+
+
+def parse_argstring(magic: Any, line: str) -> Any:
+    """Parse a magic's line with shell quoting (``-p "label=a b"``, ``-p label='a b'``).
+
+    IPython's own ``parse_argstring`` keeps the quotes inside tokens, which would turn
+    ``-p "label=a b"`` into the key ``"label``.
+    """
+    try:
+        argv = shlex.split(line, posix=True)
+    except ValueError as exc:  # e.g. an unterminated quote
+        raise NotebookError(f"cannot parse the magic's arguments: {exc}: {line!r}") from exc
+    return magic.parser.parse_args(argv)
 
 
 def parse_params(pairs: list[str] | None, context_file: str | None) -> dict[str, Any]:

@@ -50,6 +50,16 @@ def test_run_returns_the_result_object(cell: RunCell, ip: Any) -> None:
     assert "Completed" in repr(result) and "<table>" in result._repr_html_()
 
 
+def test_params_with_spaces_and_json_use_shell_quoting(cell: RunCell, ip: Any) -> None:
+    cell(PIPELINE, "q")
+    line = """-p "label=two words" -p n='2' -p 'extra={"a": [1, 2]}' --no-widget"""
+    ctx = ip.run_line_magic("cloaca_run", line).final_context
+    assert ctx["label"] == "two words" and ctx["n"] == 2 and ctx["extra"] == {"a": [1, 2]}
+    assert ctx["report"] == "two words=1"
+    with pytest.raises(Exception, match="unterminated|No closing quotation"):
+        ip.run_line_magic("cloaca_run", '-p "label=oops --no-widget')
+
+
 def test_context_file_then_params(cell: RunCell, ip: Any, tmp_path: Path) -> None:
     cell(PIPELINE, "p")
     path = tmp_path / "ctx.json"
