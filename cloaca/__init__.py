@@ -7,8 +7,7 @@ package builder, the loader) are imported lazily on first use to keep ``import c
 
 from __future__ import annotations
 
-from typing import Any
-
+from cloaca._lazy import lazy_getattr
 from cloaca.conditions import all_of, any_of, context_value, none_of
 from cloaca.context import Context
 from cloaca.errors import (
@@ -44,15 +43,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cloaca' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 __all__ = [

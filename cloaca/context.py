@@ -165,3 +165,25 @@ class Context:
     def copy(self) -> Context:
         """Return a shallow copy."""
         return Context._trusted(dict(self._data))
+
+
+def task_output(
+    task_id: str, ret: Any, ctx: Context, inp: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Turn a task's return value (the context, a dict or ``None``) into its output dict.
+
+    Values of a returned dict are JSON-checked, except those left identical to ``inp`` (the
+    input the task was given; everything is checked when it is ``None``).
+    """
+    if ret is None or ret is ctx:
+        return ctx._data
+    if isinstance(ret, Context):
+        return ret._data
+    if isinstance(ret, dict):
+        for key, value in ret.items():
+            if inp is None or key not in inp or inp[key] is not value:
+                check_json_value(key, value)
+        return ret
+    raise TypeError(
+        f"task {task_id!r} returned {type(ret).__name__}; return the context, a dict or None"
+    )

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from cloaca.context import Context, check_json_value
+from cloaca.context import Context, task_output
 from cloaca.errors import TaskExecutionError, TaskTimeoutError
 from cloaca.execution import events as ev
 from cloaca.execution.events import EventCallback, TaskEvent
@@ -60,22 +60,6 @@ def to_task_error(task_id: str, exc: BaseException) -> TaskExecutionError:
         task_id=task_id,
         error_type=type(exc).__name__,
         traceback="".join(traceback.format_exception(exc)),
-    )
-
-
-def normalise_output(task_id: str, ret: Any, ctx: Context, inp: dict[str, Any]) -> dict[str, Any]:
-    """Turn a task's return value (Context, dict or None) into its output dict."""
-    if ret is None or ret is ctx:
-        return ctx._data
-    if isinstance(ret, Context):
-        return ret._data
-    if isinstance(ret, dict):
-        for key, value in ret.items():
-            if key not in inp or inp[key] is not value:
-                check_json_value(key, value)
-        return ret
-    raise TypeError(
-        f"task {task_id!r} returned {type(ret).__name__}; return the context, a dict or None"
     )
 
 
@@ -255,7 +239,7 @@ class _Run:
         rec.status, rec.attempts, rec.started_at = RUNNING, 1, time.time()
         ctx = Context._trusted(dict(inp))
         try:
-            return normalise_output(node, self.wf.tasks[node].fn(ctx), ctx, inp), None
+            return task_output(node, self.wf.tasks[node].fn(ctx), ctx, inp), None
         except Exception as exc:
             return None, exc
 
@@ -342,7 +326,7 @@ class _Run:
                 self.emit(ev.TASK_STARTED, node, attempt=attempt)
                 ctx = Context._trusted(dict(inp))
                 try:
-                    out = normalise_output(node, await self.call(node, spec, ctx), ctx, inp)
+                    out = task_output(node, await self.call(node, spec, ctx), ctx, inp)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

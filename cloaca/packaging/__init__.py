@@ -7,7 +7,9 @@ cloaca.packaging.manifest`` stays light.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cloaca._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from cloaca.packaging.builder import BuildPlan, BuiltPackage, build_package, plan_build
@@ -22,15 +24,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cloaca.packaging' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 __all__ = ["TARGETS", "BuildPlan", "BuiltPackage", "build_package", "plan_build"]

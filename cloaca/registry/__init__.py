@@ -12,7 +12,7 @@ Names are imported lazily (the loader pulls in pydantic) so ``import cloaca`` st
 
 from __future__ import annotations
 
-from typing import Any
+from cloaca._lazy import lazy_getattr
 
 _LAZY = {
     "ArchiveLimits": "cloaca.registry.extract",
@@ -27,15 +27,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cloaca.registry' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 __all__ = sorted(_LAZY)

@@ -100,7 +100,7 @@ class PythonTasks:
         return fn
 
     def __call__(self, task: str, ref: str, data: dict[str, Any]) -> dict[str, Any]:
-        from cloaca.context import Context, check_json_value
+        from cloaca.context import Context, task_output
         from cloaca.task import TaskHandle
 
         fn = self.resolve(ref)
@@ -108,17 +108,7 @@ class PythonTasks:
         ret = fn(ctx, TaskHandle(task)) if self._wants_handle(fn) else fn(ctx)
         if inspect.isawaitable(ret):
             ret = self._run_async(ret)
-        if ret is None or ret is ctx:
-            return ctx._data
-        if isinstance(ret, Context):
-            return ret._data
-        if isinstance(ret, dict):
-            for key, value in ret.items():
-                check_json_value(key, value)
-            return ret
-        raise TypeError(
-            f"task {task!r} returned {type(ret).__name__}; return the context, a dict or None"
-        )
+        return task_output(task, ret, ctx)
 
     @staticmethod
     def _wants_handle(fn: Callable[..., Any]) -> bool:

@@ -16,7 +16,7 @@ Nothing here is imported by ``import cloaca``; FastAPI is loaded only when a ser
 
 from __future__ import annotations
 
-from typing import Any
+from cloaca._lazy import lazy_getattr
 
 _LAZY = {
     "ServerConfig": "cloaca.server.config",
@@ -25,15 +25,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cloaca.server' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 __all__ = sorted(_LAZY)
