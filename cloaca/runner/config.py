@@ -43,6 +43,11 @@ class DefaultRunnerConfig:
         Missed or lost runs older than this are never started.
     cron_max_recovery_attempts:
         How many times one lost cron run is re-started.
+    executor:
+        Where task attempts run: ``"local"`` (this process, packaged tasks in local worker
+        subprocesses) or ``"dask"`` (an existing Dask cluster; see ``docs/scaling.md``).
+    dask_scheduler:
+        The Dask scheduler address for ``executor="dask"``, e.g. ``"tcp://host:8786"``.
     """
 
     max_concurrent_tasks: int = 4
@@ -59,6 +64,8 @@ class DefaultRunnerConfig:
     cron_lost_threshold_minutes: float = 10
     cron_max_recovery_age_seconds: float = 86400
     cron_max_recovery_attempts: int = 3
+    executor: str = "local"
+    dask_scheduler: str | None = None
 
     @staticmethod
     def default() -> DefaultRunnerConfig:

@@ -19,7 +19,7 @@ from cloaca.errors import StorageError
 from cloaca.execution import events as ev
 from cloaca.execution.events import TaskEvent
 from cloaca.execution.result import FAILED, PENDING, ExecutionResult
-from cloaca.execution.scheduler import execute_workflow
+from cloaca.execution.scheduler import TaskCaller, execute_workflow
 from cloaca.runner.recovery import ResumePlan
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class ExecutionDriver:
         writer: Writer,
         config: DefaultRunnerConfig,
         on_done: Any = None,
+        caller: TaskCaller | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.plan = plan
@@ -45,6 +46,7 @@ class ExecutionDriver:
         self.writer = writer
         self.config = config
         self.on_done = on_done
+        self.caller = caller
         self.future: Future[ExecutionResult] = Future()
         self.lost_reason: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,6 +102,7 @@ class ExecutionDriver:
             workflow_timeout=cfg.workflow_timeout_seconds,
             completed=plan.completed or None,
             execution_id=eid,
+            caller=self.caller,
         )
         write = self.writer.update_task
         for node, rec in result.tasks.items():

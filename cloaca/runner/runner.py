@@ -21,6 +21,7 @@ from typing import Any
 
 from cloaca.context import Context
 from cloaca.errors import StorageError
+from cloaca.execution.executors import make_executor
 from cloaca.execution.result import ExecutionResult
 from cloaca.runner import claims, history
 from cloaca.runner.claiming import ClaimsMixin
@@ -76,6 +77,12 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
         stale_after: float = 30.0,
     ) -> None:
         self.config = config if config is not None else DefaultRunnerConfig()
+        # first: an unknown executor or an unreachable Dask scheduler fails before any thread starts
+        self.executor = make_executor(
+            self.config.executor,
+            self.config.dask_scheduler,
+            default_timeout=self.config.task_timeout_seconds,
+        )
         self.store = Store(database_url, schema=schema, pool_size=self.config.db_pool_size)
         self.runner_id = str(uuid.uuid4())
         self.heartbeat_interval = heartbeat_interval
@@ -246,7 +253,9 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
         return eid, driver
 
     def _launch(self, eid: str, plan: ResumePlan, initial: dict[str, Any]) -> ExecutionDriver:
-        driver = ExecutionDriver(eid, plan, initial, self.writer, self.config, self._finished)
+        driver = ExecutionDriver(
+            eid, plan, initial, self.writer, self.config, self._finished, caller=self.executor
+        )
         with self._lock:
             self._live[eid] = driver
         driver.start()
@@ -317,6 +326,21 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
         assert driver is not None
         return await asyncio.wrap_future(driver.future)
 
+    def resume(self, execution_id: str) -> str:
+        """Run again an execution that failed because its executor (the Dask scheduler) went
+        away; return its id (:meth:`wait` gives the result).
+
+        Tasks that completed are not run again; the tasks whose attempts were lost run anew.
+        Raises ``KeyError`` for an unknown id and ``ValueError`` for any other execution.
+        """
+        from cloaca.runner.resume import reopen_lost
+
+        self._check_open()
+        self.writer.flush()
+        reopen_lost(self.store, execution_id)
+        self.claim_work()
+        return execution_id
+
     # ------------------------------------------------------------------ history
     def list_executions(
         self,
@@ -355,6 +379,8 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
                 driver.stop("the runner was shut down")
             driver.join(timeout)
         self.writer.close()
+        if self.executor is not None:
+            self.executor.close()
         try:
             claims.unregister_runner(self.store, self.runner_id)
         except Exception:  # the database may be gone; nothing left to protect
