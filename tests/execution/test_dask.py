@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,11 @@ def outcome(result: ExecutionResult) -> dict[str, Any]:
 def test_fan_out_runs_on_both_workers(address: str) -> None:
     with DaskExecutor(address) as executor:
         result = asyncio.run(execute_workflow(fan_out(), caller=executor, max_concurrency=4))
+        # each attempt's at-most-once marker is removed from the scheduler afterwards
+        deadline = time.monotonic() + 10
+        while executor.client.list_datasets() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not executor.client.list_datasets()
     assert result.status == "Completed"
     seen = {result.final_context[f"w{i}"] for i in range(4)}
     assert len(seen) == 2

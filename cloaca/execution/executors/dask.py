@@ -24,7 +24,7 @@ fails it with ``error_type="DaskSchedulerLost"`` — the runner can later
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import threading
 import uuid
 from concurrent.futures import CancelledError
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from cloaca.context import Context
     from cloaca.registry.loader import LoadedPackage
 
+log = logging.getLogger("cloaca.execution.dask")
 SCHEDULER_LOST = "DaskSchedulerLost"
 WORKER_LOST = dw.WORKER_LOST
 RESULT_GRACE_SECONDS = 5.0  # how long past a task's timeout we wait for Dask to report it
@@ -255,9 +256,11 @@ class DaskExecutor:
     def _forget(self, client: Client, token: str) -> None:
         if client.status != "running":
             return  # the scheduler is gone and its published names with it
-        # best effort: a leftover name only costs the scheduler a few bytes
-        with contextlib.suppress(Exception):
-            client.unpublish_dataset(token)
+        # fire and forget on the client's loop: waiting for it would add a round trip per task;
+        # a name left behind (the scheduler vanished meanwhile) only costs a few bytes
+        loop = client.loop
+        if loop is not None:
+            loop.add_callback(_unpublish, client, token)
 
     def _lost(self, node: str | None, detail: str) -> TaskExecutionError:
         return TaskExecutionError(
@@ -266,6 +269,13 @@ class DaskExecutor:
             task_id=node,
             error_type=SCHEDULER_LOST,
         )
+
+
+async def _unpublish(client: Client, token: str) -> None:
+    try:
+        await client.unpublish_dataset(token, asynchronous=True)
+    except Exception as exc:
+        log.debug("could not unpublish attempt name %s: %s", token, exc)
 
 
 def _run_here(spec: TaskSpec, ctx: Context, handle: TaskHandle | None) -> Any:
