@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cloaca.errors import ApiError, CloacaError
+from cloaca.execution.executors.archives import register_archive
 from cloaca.registry.loader import PackageLoaderFactory
 from cloaca.registry.tasks import register_package_tasks
 from cloaca.registry.workers import WorkerPools
@@ -121,6 +122,7 @@ class Packages:
                     code="package_exists",
                 )
             self.store.save(data, sha256)
+            register_archive(loaded, self.store.path(sha256))  # for executor="dask"
             pkg = loaded.manifest.package
             self.db.add_package(
                 {
@@ -145,6 +147,7 @@ class Packages:
         for row in self.db.list_packages(runtime.name):
             try:
                 loaded = self.loader.load(self.store.read(row.sha256), source=row.package_name)
+                register_archive(loaded, self.store.path(row.sha256))  # for executor="dask"
                 runtime.install(Installed(row, loaded, self._workflow(loaded)))
                 count += 1
             except Exception:

@@ -16,7 +16,8 @@ from cloaca import DefaultRunner, DefaultRunnerConfig, TaskRegistry, Workflow, W
 from cloaca.errors import ExecutorError
 from cloaca.execution.executors import dask_worker as dw
 from cloaca.execution.executors import make_executor
-from cloaca.execution.executors.dask import DaskExecutor, connect, register_archive
+from cloaca.execution.executors.archives import register_archive
+from cloaca.execution.executors.dask import DaskExecutor, connect
 from cloaca.execution.result import ExecutionResult
 from cloaca.execution.scheduler import execute_workflow
 from cloaca.registry.loader import PackageLoaderFactory
@@ -162,7 +163,8 @@ def test_packaged_workflow_on_the_cluster_matches_local(address: str, tmp_path: 
         register_package_tasks(registry, loaded, pools=pools)
         workflow = WorkflowBuilder("dask_pkg").with_registry(registry).build()
         local = asyncio.run(execute_workflow(workflow))
-        register_archive(loaded, data)
+        (tmp_path / "pkg.cloaca").write_bytes(data)
+        register_archive(loaded, tmp_path / "pkg.cloaca")  # by path: read when first shipped
         with DaskExecutor(address) as executor:
             remote = asyncio.run(execute_workflow(workflow, caller=executor))
             again = asyncio.run(execute_workflow(workflow, caller=executor))
@@ -211,3 +213,20 @@ def test_executor_settings_are_checked() -> None:
         connect("tcp://127.0.0.1:1", timeout=0.5)
     assert info.value.address == "tcp://127.0.0.1:1"
     assert "dask scheduler" in str(info.value)
+
+
+def test_server_flag_selects_the_dask_executor(tmp_path: Path) -> None:
+    import argparse
+
+    from cloaca.cli.cloacina.server import _config, add_start_arguments
+
+    parser = argparse.ArgumentParser()
+    add_start_arguments(parser)
+    base = ["--home", str(tmp_path)]
+    local = _config(parser.parse_args(base))
+    remote = _config(parser.parse_args([*base, "--dask-scheduler", "tcp://127.0.0.1:8786"]))
+    assert (local.runner.executor, local.runner.dask_scheduler) == ("local", None)
+    assert (remote.runner.executor, remote.runner.dask_scheduler) == (
+        "dask",
+        "tcp://127.0.0.1:8786",
+    )

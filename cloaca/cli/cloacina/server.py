@@ -50,19 +50,29 @@ def add_start_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        default=os.environ.get("CLOACINA_DASK_SCHEDULER"),
+        help="run tasks on this existing Dask cluster (tcp://host:8786; default: locally)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
     from cloaca.server.config import ServerConfig, default_home, parse_bind
 
     parse_bind(args.bind)  # fail early on a malformed address
-    return ServerConfig(
+    config = ServerConfig(
         home=Path(args.server_home or getattr(args, "home", None) or default_home()),
         database_url=args.database_url,
         bootstrap_key=args.bootstrap_key or os.environ.get("CLOACINA_BOOTSTRAP_KEY"),
         max_upload_bytes=args.max_upload_mb * 1024 * 1024,
         shutdown_grace_seconds=args.shutdown_grace,
     )
+    if getattr(args, "dask_scheduler", None):
+        config.runner.executor = "dask"
+        config.runner.dask_scheduler = args.dask_scheduler
+    return config
 
 
 def start_foreground(args: argparse.Namespace) -> int:
@@ -110,6 +120,8 @@ def cmd_start(ctx: Ctx, args: argparse.Namespace) -> int:
     argv += ["--log-level", args.log_level, "--shutdown-grace", str(args.shutdown_grace)]
     if args.database_url:
         argv += ["--database-url", args.database_url]
+    if args.dask_scheduler:
+        argv += ["--dask-scheduler", args.dask_scheduler]
     env = dict(os.environ)
     if args.bootstrap_key:  # never on a command line other users can read
         env["CLOACINA_BOOTSTRAP_KEY"] = args.bootstrap_key

@@ -10,7 +10,8 @@ executes: each attempt is one Dask future, and the scheduler's worker thread blo
   :func:`~cloaca.execution.executors.dask_worker.run_inline`.
 - Packaged tasks (from :func:`~cloaca.registry.register_package_tasks`) run in a package worker
   subprocess on the Dask worker (:func:`~.dask_worker.run_packaged`). Their archive must be
-  known here (:func:`register_archive`); it reaches each Dask worker once, as a worker plugin.
+  recorded (:func:`~.archives.register_archive`); it reaches each Dask worker once, as a
+  worker plugin.
 - Tasks that take a :class:`~cloaca.task.TaskHandle` run in this process: the handle releases
   and takes the scheduler's own concurrency slots.
 
@@ -29,21 +30,19 @@ import threading
 import uuid
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distributed import Client, KilledWorker
 
 from cloaca.errors import ExecutorError, TaskExecutionError, TaskTimeoutError
 from cloaca.execution.executors import dask_worker as dw
+from cloaca.execution.executors.archives import PackageArchive, archive_at, register_archive
 from cloaca.registry.tasks import keep_unchanged
 from cloaca.task import TaskHandle, TaskSpec
 from cloaca.task_registry import qualify
 
 if TYPE_CHECKING:
     from cloaca.context import Context
-    from cloaca.registry.loader import LoadedPackage
 
 log = logging.getLogger("cloaca.execution.dask")
 SCHEDULER_LOST = "DaskSchedulerLost"
@@ -51,36 +50,7 @@ WORKER_LOST = dw.WORKER_LOST
 RESULT_GRACE_SECONDS = 5.0  # how long past a task's timeout we wait for Dask to report it
 
 
-@dataclass(frozen=True)
-class _Archive:
-    name: str
-    fingerprint: str
-    functions: dict[str, str]  # task id -> manifest function
-    data: bytes
-
-
-_archives: dict[str, _Archive] = {}  # staged package root -> its archive
-_archives_lock = threading.Lock()
-
-
-def register_archive(loaded: LoadedPackage, data: bytes | str | Path) -> None:
-    """Make the archive of ``loaded`` available to every Dask executor in this process.
-
-    Parameters
-    ----------
-    loaded:
-        The package returned by :meth:`~cloaca.registry.PackageLoaderFactory.load`.
-    data:
-        The archive it was loaded from (bytes, or the path of the ``.cloaca`` file). These exact
-        bytes are shipped to the Dask workers, which verify and stage them again.
-    """
-    raw = data if isinstance(data, bytes) else Path(data).read_bytes()
-    functions = {t.id: t.function for t in loaded.manifest.tasks}
-    with _archives_lock:
-        _archives[str(loaded.root)] = _Archive(loaded.name, loaded.fingerprint, functions, raw)
-
-
-def _archive_of(spec: TaskSpec) -> _Archive | None:
+def _archive_of(spec: TaskSpec) -> PackageArchive | None:
     """The archive of a packaged task, or None for any other task.
 
     A packaged task's ``fn`` is the registry's proxy; a stand-in the runner puts in its place
@@ -89,14 +59,13 @@ def _archive_of(spec: TaskSpec) -> _Archive | None:
     name = getattr(spec.fn, "__name__", "")
     if spec.source is None or not name.startswith("package_task["):
         return None
-    with _archives_lock:
-        found = _archives.get(spec.source.filename)
+    found = archive_at(spec.source.filename)
     if found is not None and spec.id in found.functions:
         return found
     raise ExecutorError(
         f"task {spec.id!r} comes from the package staged at {spec.source.filename}, whose "
         "archive this process does not know. Call "
-        "cloaca.execution.executors.dask.register_archive(loaded, archive_bytes) after "
+        "cloaca.execution.executors.archives.register_archive(loaded, archive) after "
         "loading the package."
     )
 
@@ -243,12 +212,12 @@ class DaskExecutor:
         return keep_unchanged(data, out)
 
     # ------------------------------------------------------------------ helpers
-    def _ship(self, client: Client, archive: _Archive) -> None:
+    def _ship(self, client: Client, archive: PackageArchive) -> None:
         mark = (id(client), archive.fingerprint)
         if mark in self._plugins:
             return
         client.register_plugin(
-            dw.PackagePlugin(archive.fingerprint, archive.data),
+            dw.PackagePlugin(archive.fingerprint, archive.data()),
             name=dw.plugin_name(archive.fingerprint),
         )
         self._plugins.add(mark)
