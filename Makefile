@@ -53,7 +53,7 @@ demo: install
 	$(PY) scripts/demo.py
 
 bench: install
-	$(UV) sync --frozen --all-extras --group dev --group bench
+	$(UV) sync --frozen --all-extras --group dev --group bench --inexact
 	$(PY) -m benchmarks.run
 
 clean:
