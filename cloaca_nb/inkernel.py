@@ -15,12 +15,15 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloaca import TaskEvent, Workflow
 from cloaca_nb.dag_widget import DagWidget
 from cloaca_nb.result import NotebookResult
 from cloaca_nb.session import DEFAULT_WORKFLOW, NotebookSession
+
+if TYPE_CHECKING:
+    from cloaca.execution.scheduler import TaskCaller
 
 _DONE = object()
 
@@ -73,6 +76,7 @@ def run(
     max_concurrency: int = 4,
     name: str = DEFAULT_WORKFLOW,
     filenames: Mapping[str, str] | None = None,
+    caller: TaskCaller | None = None,
 ) -> NotebookResult:
     """Run the session's tasks in this process and block until they finish.
 
@@ -92,6 +96,8 @@ def run(
         Workflow name.
     filenames:
         Cell pseudo-file -> cell label, used to name cells in tracebacks.
+    caller:
+        Where task attempts run (e.g. a ``DaskExecutor``; default: this process).
 
     Returns
     -------
@@ -105,7 +111,7 @@ def run(
     """
     workflow, options = _prepare(session, name, start_from, only, until, widgets)
     if not widgets:
-        result = workflow.run(context, max_concurrency=max_concurrency, **options)
+        result = workflow.run(context, max_concurrency=max_concurrency, caller=caller, **options)
         return _wrap(session, result, filenames)
     events: queue.Queue[Any] = queue.Queue()
     box: list[Any] = []
@@ -114,7 +120,11 @@ def run(
         try:
             box.append(
                 workflow.run(
-                    context, on_event=events.put, max_concurrency=max_concurrency, **options
+                    context,
+                    on_event=events.put,
+                    max_concurrency=max_concurrency,
+                    caller=caller,
+                    **options,
                 )
             )
         except BaseException as exc:  # re-raised in the caller's thread
@@ -146,6 +156,7 @@ async def arun(
     max_concurrency: int = 4,
     name: str = DEFAULT_WORKFLOW,
     filenames: Mapping[str, str] | None = None,
+    caller: TaskCaller | None = None,
 ) -> NotebookResult:
     """Like :func:`run`, awaited on the running event loop (``await cloaca_nb.arun()``)."""
     workflow, options = _prepare(session, name, start_from, only, until, widgets)
@@ -155,7 +166,7 @@ async def arun(
             widget.apply_event(event)
 
     result = await workflow.arun(
-        context, on_event=on_event, max_concurrency=max_concurrency, **options
+        context, on_event=on_event, max_concurrency=max_concurrency, caller=caller, **options
     )
     for widget in widgets:
         widget.finish_run()

@@ -99,6 +99,9 @@ class CloacaMagics(Magics):
     @argument("--raise", dest="raise_", action="store_true", help="raise when a task fails")
     @argument("--no-widget", action="store_true", help="do not show the live DAG widget")
     @argument("--max-concurrency", type=int, default=4, help="tasks running at once")
+    @argument(
+        "--dask", metavar="ADDRESS", help="run the tasks on this Dask cluster (tcp://host:8786)"
+    )
     @argument("--isolated", action="store_true", help="run in a fresh kernel via papermill")
     @argument("--kernel", metavar="NAME", help="isolated: kernel name (default python3)")
     @argument("--timeout", type=float, metavar="SECONDS", help="isolated: per-cell timeout")
@@ -129,6 +132,17 @@ class CloacaMagics(Magics):
                 out=(self.user_ns, args.out),
                 **select,
             )
+        elif args.dask:
+            from cloaca.execution.executors.dask import DaskExecutor
+
+            with DaskExecutor(args.dask) as executor:
+                result = self.kit.run(
+                    context,
+                    show=not args.no_widget,
+                    max_concurrency=args.max_concurrency,
+                    caller=executor,
+                    **select,
+                )
         else:
             result = self.kit.run(
                 context, show=not args.no_widget, max_concurrency=args.max_concurrency, **select

@@ -12,6 +12,7 @@ import cloudpickle
 import pytest
 
 from tests.execution import dask_tasks
+from tests.notebook.conftest import cell, ip  # noqa: F401  (the IPython shell fixtures)
 
 # the Dask workers need not import the test package: like a notebook's functions, these travel
 # by value

@@ -230,3 +230,23 @@ def test_server_flag_selects_the_dask_executor(tmp_path: Path) -> None:
         "dask",
         "tcp://127.0.0.1:8786",
     )
+
+
+NOTEBOOK_CELL = """
+from cloaca import task
+
+@task(id="nb_where")
+def nb_where(context):
+    from distributed import get_worker
+    context["worker"] = get_worker().address
+    context["n"] = context.get("n", 0) + 1
+    return context
+"""
+
+
+def test_notebook_magic_runs_cells_on_the_cluster(address: str, ip: Any, cell: Any) -> None:
+    cell(NOTEBOOK_CELL)
+    result = ip.run_line_magic("cloaca_run", f"--dask {address} --no-widget -p n=41")
+    assert result.status == "Completed"
+    assert result.final_context["n"] == 42
+    assert result.final_context["worker"].startswith("tcp://127.0.0.1:")
