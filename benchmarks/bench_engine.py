@@ -201,7 +201,8 @@ def dagster_figures(kinds: list[str], budget: float) -> tuple[Figures, str]:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             return {}, "Dagster not measured: " + " / ".join(tail)
         data = json.loads(out.read_text())
-    return data["samples"], f"Dagster {data['version']} (own interpreter: {python})"
+    shown = os.path.relpath(python, root) if python.startswith(str(root)) else python
+    return data["samples"], f"Dagster {data['version']} (own interpreter: {shown})"
 
 
 # ---------------------------------------------------------------------------- profiles
