@@ -21,6 +21,7 @@ from cloaca.conditions import Condition
 from cloaca.errors import TaskDefinitionError
 from cloaca.retry import RetryPolicy, policy_from_options
 
+_NO_RETRY = RetryPolicy.none()
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 # a dependency may name a task of another loaded package: "package-name::task-id"
 DEPENDENCY_RE = re.compile(r"^(?:[A-Za-z0-9_.\-]{1,214}::)?[A-Za-z0-9_.\-]{1,128}$")
@@ -191,7 +192,28 @@ def _code_hash(fn: Callable[..., Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+_HANDLE_BY_CODE: dict[Any, bool] = {}  # code object -> accepts a TaskHandle (signature checked)
+
+
 def _check_signature(fn: Callable[..., Any], task_id: str) -> bool:
+    code = getattr(fn, "__code__", None)
+    cached = _HANDLE_BY_CODE.get(code) if code is not None and not _has_defaults(fn) else None
+    if cached is not None:
+        return cached
+    accepts = _inspect_signature(fn, task_id)
+    if code is not None and not _has_defaults(fn):
+        if len(_HANDLE_BY_CODE) > 4096:  # notebooks redefine tasks endlessly: stay bounded
+            _HANDLE_BY_CODE.clear()
+        _HANDLE_BY_CODE[code] = accepts
+    return accepts
+
+
+def _has_defaults(fn: Callable[..., Any]) -> bool:
+    # defaults live on the function, not the code object: only cache when there are none
+    return bool(getattr(fn, "__defaults__", None) or getattr(fn, "__kwdefaults__", None))
+
+
+def _inspect_signature(fn: Callable[..., Any], task_id: str) -> bool:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
@@ -239,7 +261,9 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
         )
     if retry is None:
         try:
-            retry = policy_from_options(*(options.get(k) for k in flat))
+            retry = (
+                policy_from_options(*(options.get(k) for k in flat)) if given_flat else _NO_RETRY
+            )
         except ValueError as exc:
             raise TaskDefinitionError(str(exc), task_id=task_id) from exc
     elif not isinstance(retry, RetryPolicy):
