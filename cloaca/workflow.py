@@ -106,7 +106,7 @@ class Workflow:
 
         Options are those of :func:`cloaca.execution.scheduler.execute_workflow`.
         """
-        from cloaca.execution.scheduler import run_blocking
+        from cloaca.execution.blocking import run_blocking
 
         return run_blocking(self, context, **options)
 

@@ -23,6 +23,7 @@ from cloaca.context import Context
 from cloaca.errors import StorageError
 from cloaca.execution.executors import make_executor
 from cloaca.execution.result import ExecutionResult
+from cloaca.execution.state import initial_dict
 from cloaca.runner import claims, history
 from cloaca.runner.claiming import ClaimsMixin
 from cloaca.runner.config import DefaultRunnerConfig
@@ -35,14 +36,6 @@ from cloaca.storage import Store
 from cloaca.workflow import Workflow, get_workflow, list_workflows
 
 log = logging.getLogger("cloaca.runner")
-
-
-def _initial(context: Context | Mapping[str, Any] | None) -> dict[str, Any]:
-    if context is None:
-        return {}
-    if isinstance(context, Context):
-        return context.to_dict()
-    return Context(context).to_dict()
 
 
 class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
@@ -219,7 +212,7 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
         if start_from or only or until:
             wf = wf.subset(start_from, only, until)
             selection = {"start_from": start_from, "only": list(only or []) or None, "until": until}
-        initial = _initial(context)
+        initial = initial_dict(context)
         eid = execution_id or str(uuid.uuid4())
         now = time.time()
         selected = wf.selection if wf.selection is not None else None

@@ -1,0 +1,218 @@
+"""Bookkeeping of one workflow run: per-task records, how contexts flow and merge, and the
+transitions every task goes through (begin, succeed, fail, skip, finish).
+
+Context flow: a task receives the initial context plus the writes (``delta``) of every completed
+upstream task, applied in topological order; for a single dependency that is exactly the
+dependency's output. Two parallel branches writing the same key resolve deterministically:
+the branch later in the workflow's topological order wins (``Dag.order``: declaration order
+within a level). The final context applies every completed task's writes in that same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from cloaca.context import Context
+from cloaca.errors import TaskExecutionError
+from cloaca.execution import events as ev
+from cloaca.execution.events import EventCallback, TaskEvent
+from cloaca.execution.result import COMPLETED, FAILED, PENDING, RUNNING, SKIPPED, TaskResult
+from cloaca.task import TaskHandle, TaskSpec
+
+if TYPE_CHECKING:
+    from cloaca.workflow import Workflow
+
+log = logging.getLogger("cloaca.execution")
+
+TaskCaller = Callable[[str, TaskSpec, Context, "TaskHandle | None"], Any]
+
+
+def to_task_error(task_id: str, exc: BaseException) -> TaskExecutionError:
+    """Wrap any exception as a picklable :class:`TaskExecutionError` for ``task_id``."""
+    if isinstance(exc, TaskExecutionError):
+        if exc.task_id is None:
+            exc.task_id = task_id
+        return exc
+    return TaskExecutionError(
+        str(exc) or type(exc).__name__,
+        task_id=task_id,
+        error_type=type(exc).__name__,
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+class RunState:
+    """Records and context bookkeeping of one run; the scheduler drives the transitions."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        initial: dict[str, Any],
+        selected: set[str],
+        on_event: EventCallback | None,
+        max_concurrency: int,
+        default_timeout: float | None,
+        completed: Mapping[str, TaskResult] | None,
+        caller: TaskCaller | None,
+    ) -> None:
+        self.wf, self.dag = workflow, workflow.dag
+        self.initial = initial
+        self.selected = selected
+        self.on_event = on_event
+        self.max_concurrency = max(1, max_concurrency)
+        self.default_timeout = default_timeout
+        self.caller = caller
+        self.records = {n: TaskResult(n) for n in self.dag.order if n in selected}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.blocked: dict[str, str] = {}  # node -> failed task that blocks it
+        self.ready: deque[str] = deque()
+        self.pending_events: list[asyncio.Future[Any]] = []
+        self.remaining = {
+            n: sum(1 for d in self.dag.deps[n] if d in selected) for n in self.records
+        }
+        for node, rec in (completed or {}).items():
+            if node in self.records and rec.status in (COMPLETED, SKIPPED):
+                self.records[node] = rec
+        self.sem: asyncio.Semaphore | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.wake: asyncio.Event | None = None
+        self.active: set[asyncio.Future[Any]] = set()
+        self.crashed: list[BaseException] = []
+        self.lane_queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self.lanes = 0
+
+    # ------------------------------------------------------------------ helpers
+    def emit(self, kind: str, task_id: str | None = None, **kw: Any) -> None:
+        if self.on_event is None:
+            return
+        try:
+            out = self.on_event(TaskEvent(kind, task_id, at=time.time(), **kw))
+            if out is not None and asyncio.iscoroutine(out):
+                self.pending_events.append(asyncio.ensure_future(out))
+        except Exception:  # a broken listener must not break the run
+            log.exception("event callback failed for %s %s", kind, task_id)
+
+    def input_for(self, node: str) -> dict[str, Any]:
+        deps = [d for d in self.dag.deps[node] if d in self.records]
+        if not deps:
+            return self.initial
+        if len(deps) == 1 and deps[0] in self.outputs:
+            return self.outputs[deps[0]]
+        merged = dict(self.initial)
+        done = [a for a in self.dag.ancestors(node) if a in self.records]
+        for anc in sorted(done, key=self.dag.index.__getitem__):
+            rec = self.records[anc]
+            if rec.status == COMPLETED:
+                merged.update(rec.delta)
+                for key in rec.removed:
+                    merged.pop(key, None)
+        return merged
+
+    def timeout_of(self, spec: TaskSpec) -> float | None:
+        return spec.timeout_seconds if spec.timeout_seconds is not None else self.default_timeout
+
+    def finish(self, node: str) -> None:
+        rec = self.records[node]
+        if rec.status == COMPLETED:
+            self.outputs[node] = _apply(self.input_for(node), rec)
+        elif rec.status == SKIPPED and node not in self.blocked:
+            self.outputs[node] = self.input_for(node)
+        for child in self.dag.dependents[node]:
+            if child not in self.records:
+                continue
+            if node in self.blocked or rec.status == FAILED:
+                self.blocked.setdefault(child, self.blocked.get(node, node))
+            self.remaining[child] -= 1
+            if self.remaining[child] == 0:
+                self.ready.append(child)
+
+    def skip(self, node: str, reason: str) -> None:
+        rec = self.records[node]
+        rec.status, rec.skip_reason = SKIPPED, reason
+        rec.finished_at = time.time()
+        self.emit(ev.TASK_SKIPPED, node, error=reason)
+        self.finish(node)
+
+    def succeed(self, node: str, spec: TaskSpec, inp: dict[str, Any], out: dict[str, Any]) -> None:
+        rec = self.records[node]
+        rec.delta = {k: v for k, v in out.items() if k not in inp or inp[k] is not v}
+        rec.removed = tuple(k for k in inp if k not in out)
+        rec.status, rec.finished_at = COMPLETED, time.time()
+        self.outputs[node] = out
+        self.emit(ev.TASK_COMPLETED, node, attempt=rec.attempts, duration=rec.duration, context=out)
+        if spec.on_success is not None:
+            _callback(spec.on_success, node, Context._trusted(out))
+        for child in self.dag.dependents[node]:
+            if child in self.records:
+                self.remaining[child] -= 1
+                if self.remaining[child] == 0:
+                    self.ready.append(child)
+
+    def fail(self, node: str, spec: TaskSpec, err: TaskExecutionError, inp: dict[str, Any]) -> None:
+        rec = self.records[node]
+        rec.status, rec.error, rec.finished_at = FAILED, err, time.time()
+        self.emit(ev.TASK_FAILED, node, attempt=rec.attempts, duration=rec.duration, error=str(err))
+        if spec.on_failure is not None:
+            _callback(spec.on_failure, node, err, Context._trusted(dict(inp)))
+        self.finish(node)
+
+    def begin(self, node: str) -> dict[str, Any] | None:
+        """Prepare ``node``: skip it (upstream failure / trigger rule) or return its input."""
+        if node in self.blocked:
+            self.skip(node, f"upstream failed: {self.blocked[node]}")
+            return None
+        inp = self.input_for(node)
+        rules = self.wf.tasks[node].trigger_rules
+        if rules is not None and not rules.evaluate(inp):
+            self.skip(node, "trigger rule false")
+            return None
+        return inp
+
+    def cancel_unfinished(self, reason: str) -> None:
+        now = time.time()
+        for rec in self.records.values():
+            if rec.status == RUNNING:
+                rec.status, rec.finished_at = FAILED, now
+                rec.error = TaskExecutionError(reason, task_id=rec.task_id, error_type="Cancelled")
+            elif rec.status == PENDING:
+                rec.status, rec.skip_reason, rec.finished_at = SKIPPED, reason, now
+
+    def final_context(self) -> Context:
+        merged = dict(self.initial)
+        for rec in self.records.values():
+            if rec.status == COMPLETED:
+                merged.update(rec.delta)
+                for key in rec.removed:
+                    merged.pop(key, None)
+        return Context._trusted(merged)
+
+
+def _apply(inp: dict[str, Any], rec: TaskResult) -> dict[str, Any]:
+    out = dict(inp)
+    out.update(rec.delta)
+    for key in rec.removed:
+        out.pop(key, None)
+    return out
+
+
+def _callback(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception(
+            "callback %s for task %r raised; ignored", getattr(fn, "__name__", fn), args[0]
+        )
+
+
+def initial_dict(context: Context | Mapping[str, Any] | None) -> dict[str, Any]:
+    if context is None:
+        return {}
+    if isinstance(context, Context):
+        return context.to_dict()
+    return Context(context).to_dict()
