@@ -3,7 +3,8 @@
 They live in the main database (beside the ``public`` tenant's runner tables), one row per
 object with a ``tenant_id`` column, so tenants never see each other's keys or packages. Each
 tenant's executions live in that tenant's runner database (see :mod:`cloaca.server.tenants`).
-Timestamps are UTC epoch seconds, as in the runner's tables.
+Timestamps are UTC epoch seconds, as in the runner's tables. The schema is versioned by the
+Alembic migrations in :mod:`cloaca.server.migrations`: a change here needs a new revision there.
 """
 
 from __future__ import annotations
@@ -115,11 +116,14 @@ def _package(row: Any) -> PackageRow:
 
 
 class ServerDB:
-    """Queries on the server tables of the database at ``url`` (created when missing)."""
+    """Queries on the server tables of the database at ``url``, migrated to the newest
+    revision on open (:mod:`cloaca.server.migrate`)."""
 
     def __init__(self, url: str) -> None:
+        from cloaca.server.migrate import upgrade
+
         self.store = Store(url, migrate=False, pool_size=5)
-        metadata.create_all(self.store.engine, checkfirst=True)
+        upgrade(self.store)
 
     def ping(self) -> None:
         """Raise when the database does not answer."""
