@@ -117,6 +117,14 @@ class DagWidget(anywidget.AnyWidget):
             self.done += 1
         self.nodes = {**self.nodes, event.task_id: self._states[event.task_id].to_dict()}
 
+    def interrupt_run(self) -> None:
+        """Mark the run interrupted (Ctrl-C): running tasks show as failed, "interrupted"."""
+        for task_id, state in list(self._states.items()):
+            if state.status == RUNNING:
+                self._states[task_id] = NodeState(FAILED, state.duration, "interrupted")
+        self.nodes = {tid: st.to_dict() for tid, st in self._states.items()}
+        self.run_status = "interrupted"
+
     def finish_run(self) -> None:
         """Bake the final states into the SVG (for exports and front ends without widgets)."""
         self.refresh()

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cloaca import TaskEvent, Workflow
+from cloaca.execution.blocking import RunCanceller
 from cloaca_nb.dag_widget import DagWidget
 from cloaca_nb.result import NotebookResult
 from cloaca_nb.session import DEFAULT_WORKFLOW, NotebookSession
@@ -115,6 +116,7 @@ def run(
         return _wrap(session, result, filenames)
     events: queue.Queue[Any] = queue.Queue()
     box: list[Any] = []
+    canceller = RunCanceller()
 
     def target() -> None:
         try:
@@ -124,6 +126,7 @@ def run(
                     on_event=events.put,
                     max_concurrency=max_concurrency,
                     caller=caller,
+                    canceller=canceller,
                     **options,
                 )
             )
@@ -134,9 +137,21 @@ def run(
 
     thread = threading.Thread(target=target, name="cloaca-nb-run", daemon=True)
     thread.start()
-    while (item := events.get()) is not _DONE:
+    try:
+        while (item := events.get()) is not _DONE:
+            for widget in widgets:
+                widget.apply_event(item)
+    except KeyboardInterrupt:
+        # Ctrl-C / "interrupt kernel": cancel the run and show where it stopped, then re-raise
+        canceller.cancel()
+        while (item := events.get()) is not _DONE:
+            for widget in widgets:
+                widget.apply_event(item)
+        thread.join()
         for widget in widgets:
-            widget.apply_event(item)
+            widget.interrupt_run()
+            widget.finish_run()
+        raise
     thread.join()
     for widget in widgets:
         widget.finish_run()

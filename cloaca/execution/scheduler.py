@@ -162,6 +162,7 @@ class _Run(LanesMixin):
             if self.crashed:
                 raise self.crashed[0]
         finally:
+            self.lane_queue.clear()  # cancelled: lanes still running must not start more tasks
             pending = list(self.active)
             for fut in pending:
                 fut.cancel()

@@ -322,3 +322,79 @@ def test_task_traceback_does_not_chain_the_loop_probe():
 
     result = WorkflowBuilder("wf-tb").add_task(plain_fail).build().run()
     assert "no running event loop" not in result.tasks["plain-fail"].error.traceback
+
+
+def _interrupt_soon(delay: float) -> threading.Timer:
+    import os
+    import signal
+
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("under_running_loop", [False, True])
+def test_ctrl_c_cancels_the_run(under_running_loop):
+    seen: list[str] = []
+
+    @task(id="long")
+    async def long(ctx):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    @task(id="after-long", dependencies=[long])
+    def after_long(ctx):
+        seen.append("after ran")
+
+    wf = WorkflowBuilder("wf-interrupt").add_task(long).add_task(after_long).build()
+
+    async def from_a_loop():  # like a Jupyter cell: blocking run under a running loop
+        return wf.run()
+
+    def under_loop():
+        # a loop without asyncio.run's SIGINT handler, as in ipykernel: Ctrl-C raises
+        # KeyboardInterrupt in the main thread wherever it is
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(from_a_loop())
+        finally:
+            loop.close()
+
+    timer = _interrupt_soon(0.3)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        if under_running_loop:
+            under_loop()
+        else:
+            wf.run()
+    timer.cancel()
+    assert seen == ["cancelled"] and time.monotonic() - t0 < 20
+
+
+def test_canceller_from_another_thread_stops_the_run():
+    from cloaca.execution.blocking import RunCanceller
+
+    started, seen = threading.Event(), []
+
+    @task(id="slow-async-step")
+    async def slow_async_step(ctx):
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    @task(id="never", dependencies=[slow_async_step])
+    def never(ctx):
+        seen.append("never ran")
+
+    canceller = RunCanceller()
+    threading.Thread(target=lambda: (started.wait(10), canceller.cancel()), daemon=True).start()
+    wf = WorkflowBuilder("wf-canceller").add_task(slow_async_step).add_task(never).build()
+    with pytest.raises(asyncio.CancelledError):
+        wf.run(canceller=canceller)
+    assert seen == ["cancelled"] and canceller.cancelled

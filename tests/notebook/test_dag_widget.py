@@ -128,3 +128,36 @@ def test_python_svg_is_well_formed_xml() -> None:
     root = ET.fromstring(render.python_svg(graph, states))
     assert root.tag.endswith("svg")
     assert "succeeded · 1.50 s" in render.python_svg(graph, states)
+
+
+def test_ctrl_c_cancels_the_run_and_marks_the_widget(cell: RunCell, ip: Any) -> None:
+    import os
+    import signal
+    import threading
+
+    cell(
+        "import asyncio\n"
+        "from cloaca import task\n"
+        "seen = []\n"
+        "@task(id='slow')\n"
+        "async def slow(c):\n"
+        "    try:\n"
+        "        await asyncio.sleep(30)\n"
+        "    except asyncio.CancelledError:\n"
+        "        seen.append('cancelled')\n"
+        "        raise\n"
+        "@task(id='later', dependencies=['slow'])\n"
+        "def later(c):\n"
+        "    seen.append('later ran')\n",
+        "s",
+    )
+    live = ip.run_line_magic("cloaca_dag", "")
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        ip.run_line_magic("cloaca_run", "")
+    timer.cancel()
+    assert ip.user_ns["seen"] == ["cancelled"]
+    assert live.run_status == "interrupted"
+    assert live.nodes["slow"]["status"] == "failed" and live.nodes["slow"]["error"] == "interrupted"
+    assert live.nodes["later"]["status"] == "pending"
