@@ -28,9 +28,11 @@ class LanesMixin(RunState):
     """The inline and lane paths; :meth:`spawn` and :meth:`on_done` come from the scheduler."""
 
     def spawn(self, node: str, attempt: int = 1, delay: float = 0.0) -> None:
+        """Start ``node`` as an asyncio task (implemented by the scheduler)."""
         raise NotImplementedError
 
     def on_done(self, fut: asyncio.Future[Any]) -> None:
+        """Bookkeeping when a node's asyncio task ends (implemented by the scheduler)."""
         raise NotImplementedError
 
     def is_plain_sync(self, node: str) -> bool:
@@ -67,6 +69,7 @@ class LanesMixin(RunState):
             self.fail(node, spec, err, inp)
 
     def lane_body(self) -> None:
+        """In a pool thread: run queued tasks until the queue is empty, reporting in batches."""
         assert self.loop is not None
         done: list[tuple[str, dict[str, Any], Any, Exception | None]] = []
         last_post = time.perf_counter()
@@ -88,20 +91,24 @@ class LanesMixin(RunState):
             self.loop.call_soon_threadsafe(self.lane_done, done)
 
     def emit_started(self, node: str) -> None:
+        """Emit ``task_started`` for a task a lane picked up (on the loop thread)."""
         self.emit(ev.TASK_STARTED, node, attempt=1)
 
     def lane_done(self, batch: list[tuple[str, dict[str, Any], Any, Exception | None]]) -> None:
+        """Settle a batch of lane results on the loop thread and wake the main loop."""
         for node, inp, out, exc in batch:
             self.settle(node, inp, out, exc)
         assert self.wake is not None
         self.wake.set()
 
     async def lane(self) -> None:
+        """One lane: hold a concurrency slot while a pool thread drains the queue."""
         assert self.sem is not None and self.loop is not None
         async with self.sem:
             await self.loop.run_in_executor(POOL, self.lane_body)
 
     def start_lanes(self) -> None:
+        """Start lanes for queued tasks, up to the concurrency bound."""
         while self.lane_queue and self.lanes < min(self.max_concurrency, len(self.lane_queue)):
             self.lanes += 1
             fut = asyncio.ensure_future(self.lane())
@@ -109,5 +116,6 @@ class LanesMixin(RunState):
             fut.add_done_callback(self.on_lane_done)
 
     def on_lane_done(self, fut: asyncio.Future[Any]) -> None:
+        """A lane ended: count it down and do the usual bookkeeping."""
         self.lanes -= 1
         self.on_done(fut)

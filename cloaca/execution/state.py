@@ -89,6 +89,7 @@ class RunState:
 
     # ------------------------------------------------------------------ helpers
     def emit(self, kind: str, task_id: str | None = None, **kw: Any) -> None:
+        """Send one event to the listener (a coroutine it returns is awaited before the end)."""
         if self.on_event is None:
             return
         try:
@@ -99,6 +100,7 @@ class RunState:
             log.exception("event callback failed for %s %s", kind, task_id)
 
     def input_for(self, node: str) -> dict[str, Any]:
+        """The context ``node`` receives: the initial one plus its upstream writes, in order."""
         deps = [d for d in self.dag.deps[node] if d in self.records]
         if not deps:
             return self.initial
@@ -115,9 +117,11 @@ class RunState:
         return merged
 
     def timeout_of(self, spec: TaskSpec) -> float | None:
+        """The task's own timeout, else the run's default (None: no limit)."""
         return spec.timeout_seconds if spec.timeout_seconds is not None else self.default_timeout
 
     def finish(self, node: str) -> None:
+        """Close a failed or skipped ``node``: store its output and release its dependents."""
         rec = self.records[node]
         if rec.status == COMPLETED:
             self.outputs[node] = _apply(self.input_for(node), rec)
@@ -133,6 +137,7 @@ class RunState:
                 self.ready.append(child)
 
     def skip(self, node: str, reason: str) -> None:
+        """Mark ``node`` skipped for ``reason`` and release its dependents."""
         rec = self.records[node]
         rec.status, rec.skip_reason = SKIPPED, reason
         rec.finished_at = time.time()
@@ -140,6 +145,7 @@ class RunState:
         self.finish(node)
 
     def succeed(self, node: str, spec: TaskSpec, inp: dict[str, Any], out: dict[str, Any]) -> None:
+        """Record a completed task: its writes, its output, events and callback."""
         rec = self.records[node]
         rec.delta = {k: v for k, v in out.items() if k not in inp or inp[k] is not v}
         rec.removed = tuple(k for k in inp if k not in out)
@@ -155,6 +161,7 @@ class RunState:
                     self.ready.append(child)
 
     def fail(self, node: str, spec: TaskSpec, err: TaskExecutionError, inp: dict[str, Any]) -> None:
+        """Record a failed task (no retry left) and block its dependents."""
         rec = self.records[node]
         rec.status, rec.error, rec.finished_at = FAILED, err, time.time()
         self.emit(ev.TASK_FAILED, node, attempt=rec.attempts, duration=rec.duration, error=str(err))
@@ -175,6 +182,7 @@ class RunState:
         return inp
 
     def cancel_unfinished(self, reason: str) -> None:
+        """Fail running tasks and skip pending ones (the workflow timed out)."""
         now = time.time()
         for rec in self.records.values():
             if rec.status == RUNNING:
@@ -184,6 +192,7 @@ class RunState:
                 rec.status, rec.skip_reason, rec.finished_at = SKIPPED, reason, now
 
     def final_context(self) -> Context:
+        """The initial context plus every completed task's writes, in topological order."""
         merged = dict(self.initial)
         for rec in self.records.values():
             if rec.status == COMPLETED:
@@ -211,6 +220,7 @@ def _callback(fn: Callable[..., Any], *args: Any) -> None:
 
 
 def initial_dict(context: Context | Mapping[str, Any] | None) -> dict[str, Any]:
+    """A validated plain-dict copy of an initial context given as Context, mapping or None."""
     if context is None:
         return {}
     if isinstance(context, Context):
