@@ -3,7 +3,8 @@
 Each execution runs :func:`~cloaca.execution.scheduler.execute_workflow` on a private event
 loop in its own thread (a long synchronous task of one execution never delays another, nor
 the runner's cron and recovery work). The scheduler's event callback turns each lifecycle
-event into a row update queued on the runner's :class:`~cloaca.runner.writer.Writer`.
+event into a row update and an event-log row (:mod:`cloaca.runner.event_log`), both queued on
+the runner's :class:`~cloaca.runner.writer.Writer`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cloaca.execution import events as ev
 from cloaca.execution.events import TaskEvent
 from cloaca.execution.result import FAILED, PENDING, ExecutionResult
 from cloaca.execution.scheduler import TaskCaller, execute_workflow
+from cloaca.runner.event_log import event
 from cloaca.runner.recovery import ResumePlan
 
 if TYPE_CHECKING:
@@ -151,9 +153,11 @@ class ExecutionDriver:
         eid = self.execution_id
         offsets, exhausted = self.plan.offsets, self.plan.exhausted
         dumps = json.dumps
+        log_event = self._event_recorder()
 
         def on_event(e: TaskEvent) -> None:
             kind, node = e.kind, e.task_id
+            log_event(e)
             if node is None:
                 return
             off = offsets.get(node, 0)
@@ -188,6 +192,45 @@ class ExecutionDriver:
             put(("t", eid, node, fields))
 
         return on_event
+
+    def _event_recorder(self) -> Any:
+        """The scheduler event -> event-log rows mapping (:mod:`cloaca.runner.event_log`).
+
+        A failed attempt that will be retried is recorded as ``task_failed`` (``will_retry``)
+        then ``task_retrying``; tasks that only fail again on resume (their failure, or their
+        last interrupted attempt, already decided) record no new ``task_started``.
+        """
+        put = self.writer.queue.put
+        eid = self.execution_id
+        offsets, exhausted, refailed = self.plan.offsets, self.plan.exhausted, self.plan.refailed
+
+        def record(kind: str, node: str | None, data: dict[str, Any] | None, at: float) -> None:
+            put(("v", eid, event(kind, node, data, at), True))
+
+        def log_event(e: TaskEvent) -> None:
+            kind, node, at = e.kind, e.task_id, e.at
+            if node is None:
+                if kind == ev.WORKFLOW_STARTED:
+                    record(kind, None, None, at)
+                elif kind in (ev.WORKFLOW_COMPLETED, ev.WORKFLOW_FAILED):
+                    record(kind, None, {"error": e.error} if e.error else None, at)
+                return
+            off = offsets.get(node, 0)
+            attempt = off if node in exhausted else off + e.attempt
+            started = kind == ev.TASK_STARTED and node not in exhausted
+            if started or kind == ev.TASK_COMPLETED:
+                record(kind, node, {"attempt": attempt}, at)
+            elif kind == ev.TASK_FAILED and node not in refailed:
+                data = {"attempt": attempt, "error": e.error, "will_retry": False}
+                record(kind, node, data, at)
+            elif kind == ev.TASK_RETRYING:
+                data = {"attempt": attempt, "error": e.error, "will_retry": True}
+                record(ev.TASK_FAILED, node, data, at)
+                record(kind, node, {"attempt": attempt, "next_attempt": attempt + 1}, at)
+            elif kind == ev.TASK_SKIPPED:
+                record(kind, node, {"reason": e.error}, at)
+
+        return log_event
 
 
 def now() -> float:

@@ -41,13 +41,15 @@ class ResumePlan:
     ``workflow`` may differ from the registered one only in the retry policy or function of
     interrupted/failed tasks; ``offsets`` maps a task to the attempts it already used (added
     to the scheduler's attempt numbers when persisting); tasks in ``exhausted`` fail at once
-    and keep their stored attempt count.
+    and keep their stored attempt count; ``refailed`` are those of them that had already failed
+    (their failure is in the event log already).
     """
 
     workflow: Workflow
     completed: dict[str, TaskResult] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     exhausted: set[str] = field(default_factory=set)
+    refailed: set[str] = field(default_factory=set)
 
 
 def plan_resume(
@@ -113,6 +115,8 @@ def plan_resume(
                     "failed", task_id=node, error_type="Failed"
                 )
             plan.exhausted.add(node)
+            if status == FAILED:
+                plan.refailed.add(node)
             replaced[node] = replace(
                 spec,
                 fn=_raiser(err),

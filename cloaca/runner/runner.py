@@ -29,6 +29,7 @@ from cloaca.runner.claiming import ClaimsMixin
 from cloaca.runner.config import DefaultRunnerConfig
 from cloaca.runner.cron import CronMixin
 from cloaca.runner.driver import ExecutionDriver
+from cloaca.runner.event_log import TASK_CREATED, event
 from cloaca.runner.recovery import ResumePlan
 from cloaca.runner.triggers import TriggerMixin
 from cloaca.runner.writer import Writer
@@ -242,6 +243,9 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
                 if selected is None or node in selected
             ],
         )
+        for node in wf.dag.order:
+            if selected is None or node in selected:
+                self.writer.record_event(eid, event(TASK_CREATED, node, at=now), fenced=False)
         driver = self._launch(eid, ResumePlan(wf), initial) if run else None
         return eid, driver
 

@@ -9,6 +9,10 @@ Ownership fence: updates of an execution are applied only while this runner stil
 (``pipeline_executions.owner``; the rows are locked ``FOR UPDATE`` on PostgreSQL). If another
 runner took it over, the updates are dropped and ``on_lost(execution_id)`` is called so the
 local run stops.
+
+Events (``record_event``) ride in the same batches and transactions: each is numbered after the
+execution's stored events when it is written (:mod:`cloaca.runner.event_log`), and fenced like
+updates, so an execution's event log has one writer at a time and gap-free sequence numbers.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 
 from cloaca.errors import StorageError
+from cloaca.runner.event_log import insert_events
 from cloaca.storage import Store
 from cloaca.storage.models import pipeline_executions as pe
 from cloaca.storage.models import task_executions as te
@@ -73,6 +78,17 @@ class Writer:
         """Queue column updates of one execution row."""
         self.queue.put(("e", execution_id, fields))
 
+    def record_event(
+        self, execution_id: str, event: dict[str, Any], *, fenced: bool = True
+    ) -> None:
+        """Queue one event of an execution (see :func:`cloaca.runner.event_log.event`).
+
+        ``fenced`` events are dropped unless this runner owns the execution (every event of a
+        running execution); unfenced ones are written regardless (``task_created`` of an
+        execution being inserted, which may be ``Pending`` with no owner yet).
+        """
+        self.queue.put(("v", execution_id, event, fenced))
+
     def barrier(self) -> Barrier:
         """Return a barrier set once everything queued so far is committed."""
         barrier = Barrier()
@@ -115,6 +131,7 @@ class Writer:
         registrations: list[dict[str, Any]] = []
         tasks: dict[tuple[str, str], dict[str, Any]] = {}
         execs: dict[str, dict[str, Any]] = {}
+        events: list[tuple[str, dict[str, Any], bool]] = []
         for op in batch:
             kind = op[0]
             if kind == "t":
@@ -125,9 +142,12 @@ class Writer:
                 inserts.append((op[1], op[2]))
             elif kind == "w":
                 registrations.append(op[1])
-        if not (inserts or registrations or tasks or execs):
+            elif kind == "v":
+                events.append((op[1], op[2], op[3]))
+        if not (inserts or registrations or tasks or execs or events):
             return
         lost: set[str] = set()
+        owned: set[str] = set()
         with self.store.write() as conn:
             for row in registrations:
                 conn.execute(_insert_ignore(self.store.dialect, wr), [row])
@@ -135,7 +155,7 @@ class Writer:
                 conn.execute(insert(pe), [row])
                 if task_rows:
                     conn.execute(insert(te), task_rows)
-            ids = {eid for eid, _ in tasks} | set(execs)
+            ids = {eid for eid, _ in tasks} | set(execs) | {e[0] for e in events if e[2]}
             if ids:
                 owned_q = select(pe.c.id).where(pe.c.id.in_(ids), pe.c.owner == self.runner_id)
                 if self.store.supports_skip_locked:
@@ -146,6 +166,9 @@ class Writer:
                 for eid, fields in execs.items():
                     if eid in owned:
                         conn.execute(update(pe).where(pe.c.id == eid).values(**fields))
+            kept = [(eid, ev) for eid, ev, fenced in events if not fenced or eid in owned]
+            if kept:
+                insert_events(conn, kept)
         for eid in lost:
             log.warning("execution %s is owned by another runner now; stopping it here", eid)
             self.on_lost(eid)

@@ -1,9 +1,10 @@
 """Executions as the API shows them: summaries, details, per-task records and events.
 
-Events are derived from the durable rows of an execution (creation, each task's start and end,
-the end of the run), so they are the same after a restart, on every server process and for
-executions resumed by another runner. Their ids are stable (UUIDs derived from the execution,
-the event type and the task), which lets the WebSocket stream send each event once.
+Events come from the runner's event log (:mod:`cloaca.runner.event_log`), recorded as they
+happened and numbered per execution, so they are the same after a restart, on every server
+process and for executions resumed by another runner. Their ids are stable (UUIDs derived from
+the execution and the sequence number), which lets the WebSocket stream send each event once.
+Executions recorded before the event log existed get events derived from their rows instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cloaca.runner.event_log import EventRecord
     from cloaca.runner.history import ExecutionRecord, TaskRecord
     from cloaca.workflow import Workflow
 
@@ -87,8 +89,28 @@ def task_records(rec: ExecutionRecord, workflow: Workflow | None) -> list[dict[s
     return out
 
 
-def events(rec: ExecutionRecord) -> list[dict[str, Any]]:
+def events(rec: ExecutionRecord, log: list[EventRecord]) -> list[dict[str, Any]]:
     """``GET /executions/{id}/events``: the execution's events, oldest first."""
+    if not log:
+        return derived_events(rec)
+    return [event_view(e) for e in log]
+
+
+def event_view(e: EventRecord) -> dict[str, Any]:
+    """One stored event as the API shows it."""
+    return {
+        "id": _uid(e.execution_id, "event", str(e.sequence_num)),
+        "execution_id": e.execution_id,
+        "event_type": e.event_type,
+        "event_data": e.data,
+        "task_name": local_name(e.task_id) if e.task_id else None,
+        "created_at": iso(datetime.fromtimestamp(e.created_at, UTC)),
+        "sequence_num": e.sequence_num,
+    }
+
+
+def derived_events(rec: ExecutionRecord) -> list[dict[str, Any]]:
+    """Events rebuilt from an execution's rows (executions older than the event log)."""
     raw: list[tuple[str, str | None, datetime | None, dict[str, Any] | None]] = []
     raw += [("task_created", t.task_id, rec.created_at, None) for t in rec.tasks]
     if rec.started_at is not None:

@@ -144,3 +144,21 @@ trigger_executions = Table(
     Column("context", Text, nullable=True),
     Index("ix_trigger_executions_name", "trigger_name", "fired_at"),
 )
+
+execution_events = Table(
+    "execution_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "execution_id",
+        String(36),
+        ForeignKey("pipeline_executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("sequence_num", Integer, nullable=False),  # 1, 2, ... per execution
+    Column("event_type", String(32), nullable=False),  # task_started, workflow_completed, ...
+    Column("task_id", String(400), nullable=True),  # node key, NULL for workflow events
+    Column("data", Text, nullable=True),  # JSON object or NULL
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("execution_id", "sequence_num", name="uq_execution_events_seq"),
+)

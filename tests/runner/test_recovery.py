@@ -105,6 +105,27 @@ def test_sigkill_mid_task_then_new_runner_resumes(tmp_path: Path) -> None:
     assert _count(markers, "slow", "start") == 2
     assert _count(markers, "last", "start") == 1
 
+    # the event log kept both attempts of slow and says the run was resumed
+    from cloaca.runner.event_log import list_events
+
+    store = Store(url)
+    try:
+        log = list_events(store, executions[0].id)
+    finally:
+        store.dispose()
+    assert [e.sequence_num for e in log] == list(range(1, len(log) + 1))
+    kinds = [e.event_type for e in log]
+    assert kinds.count("workflow_started") == 1 and kinds.count("workflow_resumed") == 1
+    assert kinds[-1] == "workflow_completed"
+    slow = [(e.event_type, e.data) for e in log if e.task_id == "slow"]
+    assert [k for k, _ in slow] == [
+        "task_created",
+        "task_started",
+        "task_started",
+        "task_completed",
+    ]
+    assert slow[2][1] == '{"attempt": 2}'
+
 
 # ---------------------------------------------------------------------------- resume plans
 def _noop(ctx):  # type: ignore[no-untyped-def]

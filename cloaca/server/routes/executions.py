@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from cloaca.errors import ApiError
+from cloaca.runner.event_log import list_events
 from cloaca.runner.history import ExecutionRecord
 from cloaca.server.app import ERROR_RESPONSES
 from cloaca.server.auth import Principal, state_of, tenant_role
@@ -92,8 +93,9 @@ def get_execution_events(
     tenant_id: str, exec_id: str, request: Request, _: Principal = Depends(tenant_role("read"))
 ) -> dict[str, Any]:
     """The execution's events, oldest first."""
-    _runtime, rec = load(request, tenant_id, exec_id)
-    return {"tenant_id": tenant_id, "execution_id": rec.id, "events": events(rec)}
+    runtime, rec = load(request, tenant_id, exec_id)
+    log = list_events(runtime.runner.store, rec.id)
+    return {"tenant_id": tenant_id, "execution_id": rec.id, "events": events(rec, log)}
 
 
 @router.get(PREFIX + "/{exec_id}/tasks", response_model=ExecutionTasks)

@@ -20,9 +20,10 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from cloaca.runner.event_log import WORKFLOW_ENDS, list_events
 from cloaca.server.auth import Principal
 from cloaca.server.state import ServerState
-from cloaca.server.views import TERMINAL, events
+from cloaca.server.views import TERMINAL, derived_events, event_view
 
 router = APIRouter()
 log = logging.getLogger("cloaca.server")
@@ -98,25 +99,35 @@ async def _stream(
     reader: asyncio.Task[Any],
 ) -> None:
     runner = state.tenants.runtime(tenant).runner
-    sent: set[str] = set()
+    last = 0  # sequence_num of the last event sent
     while not reader.done():
-        rec = await run_in_threadpool(runner.get_execution, eid)
-        if rec is None:
+        log = await run_in_threadpool(list_events, runner.store, eid, last)
+        for record in log:
+            await _push(websocket, tenant, recipient, event_view(record))
+            last = record.sequence_num
+        if any(r.event_type in WORKFLOW_ENDS for r in log):
             return
-        for event in events(rec):
-            if event["id"] in sent:
-                continue
-            sent.add(event["id"])
-            frame = {
-                "type": "push",
-                "protocol_version": PROTOCOL_VERSION,
-                "id": _push_id(event["id"]),
-                "kind": "execution_event",
-                "recipient": recipient,
-                "tenant_id": tenant,
-                "payload_b64": base64.b64encode(json.dumps(event).encode()).decode(),
-            }
-            await websocket.send_text(json.dumps(frame))
-        if rec.status in TERMINAL:
-            return
+        if not log:
+            rec = await run_in_threadpool(runner.get_execution, eid)
+            if rec is None:
+                return
+            if rec.status in TERMINAL:  # its last events may have landed since the read
+                rest = await run_in_threadpool(list_events, runner.store, eid, last)
+                legacy = derived_events(rec) if last == 0 and not rest else []
+                for event in [event_view(r) for r in rest] + legacy:
+                    await _push(websocket, tenant, recipient, event)
+                return
         await asyncio.wait({reader}, timeout=POLL_SECONDS)
+
+
+async def _push(websocket: WebSocket, tenant: str, recipient: str, event: dict[str, Any]) -> None:
+    frame = {
+        "type": "push",
+        "protocol_version": PROTOCOL_VERSION,
+        "id": _push_id(event["id"]),
+        "kind": "execution_event",
+        "recipient": recipient,
+        "tenant_id": tenant,
+        "payload_b64": base64.b64encode(json.dumps(event).encode()).decode(),
+    }
+    await websocket.send_text(json.dumps(frame))
