@@ -6,7 +6,8 @@ by the loader (:class:`~cloaca.registry.PackageLoaderFactory`: gzip tar, safe me
 manifest, fingerprint, target) and its workflow built *before* anything is stored; package
 code is never imported here (its tasks run in worker processes). The workflow a package
 registers is named after ``package.name``; uploading the same package again is a no-op that
-answers the same id.
+answers the same id. Workflows are built by :mod:`cloaca.server.builds` (cross-package
+dependencies included) and rebuilt when a package they may depend on comes or goes.
 """
 
 from __future__ import annotations
@@ -23,16 +24,12 @@ from typing import TYPE_CHECKING
 from cloaca.errors import ApiError, CloacaError
 from cloaca.execution.executors.archives import register_archive
 from cloaca.registry.loader import PackageLoaderFactory
-from cloaca.registry.tasks import register_package_tasks
 from cloaca.registry.workers import WorkerPools
+from cloaca.server.builds import build_workflow, check_alone, foreign_dependencies
 from cloaca.server.tenants import Installed, TenantRuntime
-from cloaca.task_registry import TaskRegistry
-from cloaca.workflow import WorkflowBuilder
 
 if TYPE_CHECKING:
-    from cloaca.registry.loader import LoadedPackage
     from cloaca.server.db import PackageRow, ServerDB
-    from cloaca.workflow import Workflow
 
 log = logging.getLogger("cloaca.server")
 
@@ -88,13 +85,17 @@ class Packages:
         self.pools = WorkerPools()
         self._lock = threading.Lock()
 
-    def _workflow(self, loaded: LoadedPackage) -> Workflow:
-        registry = TaskRegistry()
-        register_package_tasks(registry, loaded, pools=self.pools)
-        builder = WorkflowBuilder(loaded.name).with_registry(registry)
-        if loaded.manifest.package.description:
-            builder.description(loaded.manifest.package.description)
-        return builder.build()
+    def rebuild(self, runtime: TenantRuntime, changed: str | None = None) -> None:
+        """Build again the workflows that ``changed`` (a package name; None: every package)
+        may affect: its own, and every package with cross-package dependencies."""
+        active = runtime.active_packages()
+        loaded = {name: item.loaded for name, item in active.items()}
+        for name, item in active.items():
+            if changed is None or name == changed or foreign_dependencies(item.loaded):
+                workflow, error = build_workflow(name, loaded, self.pools, runtime.name)
+                if error is not None:
+                    log.info("tenant %r: workflow %r not built: %s", runtime.name, name, error)
+                runtime.set_build(name, item.row.id, workflow, error)
 
     def upload(self, runtime: TenantRuntime, data: bytes) -> tuple[PackageRow, bool]:
         """Verify, store and install ``data`` in ``runtime``'s tenant.
@@ -106,7 +107,7 @@ class Packages:
         sha256 = hashlib.sha256(data).hexdigest()
         try:
             loaded = self.loader.load(data, source=f"upload {sha256[:12]}")
-            workflow = self._workflow(loaded)
+            check_alone(loaded, self.pools)
         except CloacaError as exc:
             raise ApiError(str(exc), status=400, code="upload_failed") from exc
         tenant = runtime.name
@@ -138,7 +139,8 @@ class Packages:
             )
             row = self.db.find_package(tenant, package_id=package_id(sha256))
             assert row is not None
-        runtime.install(Installed(row, loaded, workflow))
+            runtime.install(Installed(row, loaded, None, "not built yet"))
+            self.rebuild(runtime, loaded.name)
         return row, True
 
     def reload(self, runtime: TenantRuntime) -> int:
@@ -148,7 +150,7 @@ class Packages:
             try:
                 loaded = self.loader.load(self.store.read(row.sha256), source=row.package_name)
                 register_archive(loaded, self.store.path(row.sha256))  # for executor="dask"
-                runtime.install(Installed(row, loaded, self._workflow(loaded)))
+                runtime.install(Installed(row, loaded, None, "not built yet"))
                 count += 1
             except Exception:
                 log.exception(
@@ -157,6 +159,8 @@ class Packages:
                     row.version,
                     runtime.name,
                 )
+        with self._lock:
+            self.rebuild(runtime)  # every package is in: cross-package references resolve
         return count
 
     def delete(self, runtime: TenantRuntime, row: PackageRow, *, force: bool) -> None:
@@ -175,6 +179,7 @@ class Packages:
         with self._lock:
             self.db.remove_package(runtime.name, row.id)
             runtime.uninstall(row.package_name, row.id)
+            self.rebuild(runtime, row.package_name)
             if not self.db.sha256_in_use(row.sha256):
                 self.store.remove(row.sha256)
 

@@ -36,11 +36,13 @@ PUBLIC = "public"
 
 @dataclass(frozen=True)
 class Installed:
-    """A package registered in a tenant: its row, the loaded package and its workflow."""
+    """A package installed in a tenant: its row, the loaded package and its workflow — None
+    while it cannot be built (``build_error`` says why; see :mod:`cloaca.server.builds`)."""
 
     row: PackageRow
     loaded: LoadedPackage
-    workflow: Workflow
+    workflow: Workflow | None
+    build_error: str | None = None
 
 
 class TenantRuntime:
@@ -53,7 +55,8 @@ class TenantRuntime:
         self._lock = threading.Lock()
 
     def install(self, item: Installed) -> None:
-        """Add a package version and make the newest version of its name active."""
+        """Add a package version; the newest version of its name is active (and registered on
+        the runner once it is built)."""
         with self._lock:
             versions = [i for i in self._installed.get(item.row.package_name, []) if
                         i.row.id != item.row.id]  # fmt: skip
@@ -61,7 +64,7 @@ class TenantRuntime:
             versions.sort(key=lambda i: i.row.created_at)
             self._installed[item.row.package_name] = versions
             active = versions[-1]
-        self.runner.register_workflow(active.workflow, name=active.row.package_name)
+        self._register(active)
 
     def uninstall(self, package_name: str, package_id: str) -> None:
         """Remove a package version; the previous version (if any) becomes active."""
@@ -72,7 +75,29 @@ class TenantRuntime:
             else:
                 self._installed.pop(package_name, None)
         if versions:
-            self.runner.register_workflow(versions[-1].workflow, name=package_name)
+            self._register(versions[-1])
+
+    def set_build(
+        self, package_name: str, package_id: str, workflow: Workflow | None, error: str | None
+    ) -> None:
+        """Record the outcome of (re)building a package version's workflow."""
+        with self._lock:
+            versions = self._installed.get(package_name, [])
+            for i, item in enumerate(versions):
+                if item.row.id == package_id:
+                    versions[i] = Installed(item.row, item.loaded, workflow, error)
+            active = versions[-1] if versions else None
+        if active is not None and active.row.id == package_id:
+            self._register(active)
+
+    def _register(self, item: Installed) -> None:
+        if item.workflow is not None:
+            self.runner.register_workflow(item.workflow, name=item.row.package_name)
+
+    def active_packages(self) -> dict[str, Installed]:
+        """The active version of every package, by name."""
+        with self._lock:
+            return {name: versions[-1] for name, versions in self._installed.items()}
 
     def active(self, workflow_name: str) -> Installed | None:
         """The active version of the workflow named ``workflow_name``, or None."""

@@ -84,9 +84,12 @@ def get_workflow(
     tenant_id: str, name: str, request: Request, _: Principal = Depends(tenant_role("read"))
 ) -> dict[str, Any]:
     """The active (newest) version of a workflow, with its task graph."""
-    row = state_of(request).db.find_package(tenant_id, name=name)
+    state = state_of(request)
+    row = state.db.find_package(tenant_id, name=name)
     if row is None:
         raise not_found(request, tenant_id, name)
+    active = state.tenants.runtime(tenant_id).active(name)
+    error = active.build_error if active is not None else "not loaded by this server"
     graph = [
         {
             "id": t["id"],
@@ -98,8 +101,8 @@ def get_workflow(
     return {
         **summary(row),
         "tenant_id": tenant_id,
-        "build_status": "success",
-        "build_error": None,
+        "build_status": "failed" if error else "success",
+        "build_error": error,
         "task_graph": graph,
         "declared_params": [],
     }
@@ -135,8 +138,15 @@ async def execute_workflow(
     """Start an execution with ``context`` as its input; answers at once (202)."""
     state = state_of(request)
     runtime = await run_in_threadpool(state.tenants.runtime, tenant_id)
-    if runtime.active(name) is None:
+    active = runtime.active(name)
+    if active is None:
         raise not_found(request, tenant_id, name)
+    if active.workflow is None:
+        raise ApiError(
+            f"workflow {name!r} cannot run: {active.build_error}",
+            status=409,
+            code="workflow_not_built",
+        )
     context = (body.context if body is not None else None) or {}
 
     def submit() -> str:
