@@ -81,9 +81,13 @@ def test_service_starts_runs_on_time_and_records_them(sqlite_url: str) -> None:
             assert time.monotonic() < deadline, runner.get_cron_execution_history(sid)
             time.sleep(0.1)
         runner.set_cron_schedule_enabled(sid, False)
-        history = runner.get_cron_execution_history(sid)
-        record = runner.get_execution(done[0]["execution_id"])
-        stats = runner.get_cron_execution_stats()
+    # read back once the scheduling runner has shut down: a run it had already claimed could
+    # otherwise land between the history and the stats queries
+    quiet = DefaultRunnerConfig(enable_cron_scheduling=False, enable_recovery=False)
+    with DefaultRunner(sqlite_url, quiet) as reader:
+        history = reader.get_cron_execution_history(sid)
+        record = reader.get_execution(done[0]["execution_id"])
+        stats = reader.get_cron_execution_stats()
     assert record is not None and record.origin == "cron" and record.status == "Completed"
     slots = [h["scheduled_time"] for h in history]
     assert len(set(slots)) == len(slots)  # one run per slot
