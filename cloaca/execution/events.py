@@ -24,7 +24,8 @@ class TaskEvent:
     ``task_id`` is None for workflow events; ``attempt`` is 1-based; ``duration`` (seconds) is
     set on completion/failure; ``error`` is a one-line message on failure/retry/skip;
     ``context`` is the task's output (``task_completed``) or the final context
-    (``workflow_*``) as a plain dict.
+    (``workflow_*``) as a plain dict; ``error_type`` is the exception's type name on
+    ``task_failed`` / ``task_retrying`` (e.g. ``"KeyError"``).
     """
 
     kind: str
@@ -34,6 +35,7 @@ class TaskEvent:
     duration: float | None = None
     error: str | None = None
     context: dict[str, Any] | None = None
+    error_type: str | None = None
 
 
 EventCallback = Callable[[TaskEvent], "None | Awaitable[None]"]

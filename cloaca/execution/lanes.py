@@ -63,7 +63,7 @@ class LanesMixin(RunState):
             return
         err = to_task_error(node, exc)
         if spec.retry.should_retry(1, err.error_type or "", err.message):
-            self.emit(ev.TASK_RETRYING, node, attempt=1, error=str(err))
+            self.emit(ev.TASK_RETRYING, node, attempt=1, error=str(err), error_type=err.error_type)
             self.spawn(node, 2, spec.retry.delay_for(1))
         else:
             self.fail(node, spec, err, inp)

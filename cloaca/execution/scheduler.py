@@ -105,7 +105,9 @@ class _Run(LanesMixin):
             if not spec.retry.should_retry(attempt, err.error_type or "", err.message):
                 self.fail(node, spec, err, inp)
                 return
-            self.emit(ev.TASK_RETRYING, node, attempt=attempt, error=str(err))
+            self.emit(
+                ev.TASK_RETRYING, node, attempt=attempt, error=str(err), error_type=err.error_type
+            )
             delay = spec.retry.delay_for(attempt)
             attempt += 1
 

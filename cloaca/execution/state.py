@@ -164,7 +164,14 @@ class RunState:
         """Record a failed task (no retry left) and block its dependents."""
         rec = self.records[node]
         rec.status, rec.error, rec.finished_at = FAILED, err, time.time()
-        self.emit(ev.TASK_FAILED, node, attempt=rec.attempts, duration=rec.duration, error=str(err))
+        self.emit(
+            ev.TASK_FAILED,
+            node,
+            attempt=rec.attempts,
+            duration=rec.duration,
+            error=str(err),
+            error_type=err.error_type,
+        )
         if spec.on_failure is not None:
             _callback(spec.on_failure, node, err, Context._trusted(dict(inp)))
         self.finish(node)

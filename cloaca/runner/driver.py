@@ -221,11 +221,9 @@ class ExecutionDriver:
             if started or kind == ev.TASK_COMPLETED:
                 record(kind, node, {"attempt": attempt}, at)
             elif kind == ev.TASK_FAILED and node not in refailed:
-                data = {"attempt": attempt, "error": e.error, "will_retry": False}
-                record(kind, node, data, at)
+                record(kind, node, _failure(attempt, e, will_retry=False), at)
             elif kind == ev.TASK_RETRYING:
-                data = {"attempt": attempt, "error": e.error, "will_retry": True}
-                record(ev.TASK_FAILED, node, data, at)
+                record(ev.TASK_FAILED, node, _failure(attempt, e, will_retry=True), at)
                 record(kind, node, {"attempt": attempt, "next_attempt": attempt + 1}, at)
             elif kind == ev.TASK_SKIPPED:
                 record(kind, node, {"reason": e.error}, at)
@@ -236,3 +234,13 @@ class ExecutionDriver:
 def now() -> float:
     """Current time as stored in the database (UTC epoch seconds)."""
     return time.time()
+
+
+def _failure(attempt: int, e: TaskEvent, *, will_retry: bool) -> dict[str, Any]:
+    """Event data of one failed attempt."""
+    return {
+        "attempt": attempt,
+        "error": e.error,
+        "error_type": e.error_type,
+        "will_retry": will_retry,
+    }

@@ -211,9 +211,11 @@ def test_events_in_lifecycle_order():
     def e2(ctx):
         raise KeyError("x")
 
-    WorkflowBuilder("wf-events").add_task(e1).add_task(e2).build().run(
-        on_event=lambda e: events.append((e.kind, e.task_id))
-    )
+    raw = []
+    WorkflowBuilder("wf-events").add_task(e1).add_task(e2).build().run(on_event=raw.append)
+    events = [(e.kind, e.task_id) for e in raw]
+    failed = next(e for e in raw if e.kind == "task_failed")
+    assert failed.error_type == "KeyError" and "'x'" in failed.error
     assert events == [
         ("workflow_started", None),
         ("task_started", "e1"),

@@ -64,10 +64,13 @@ def _check(url: str, marker: Path, schema: str | None = None) -> None:
         ("workflow_failed", None),
     ]
     data = [json.loads(e.data) if e.data else None for e in log]
-    assert data[5] == {"attempt": 1, "error": data[5]["error"], "will_retry": True}
+    assert data[5] == {
+        "attempt": 1, "error": data[5]["error"], "error_type": "RuntimeError", "will_retry": True,
+    }  # fmt: skip
     assert "first attempt fails" in data[5]["error"]
     assert data[7] == {"attempt": 2} and data[8] == {"attempt": 2}
     assert data[10]["will_retry"] is False and "always" in data[10]["error"]
+    assert data[10]["error_type"] == "ValueError"
     with DefaultRunner(url, CONFIG, schema=schema) as other:  # another runner, same database
         assert list_events(other.store, eid) == log
         assert list_events(other.store, eid, after=11) == log[11:]
