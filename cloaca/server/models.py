@@ -26,21 +26,29 @@ class ErrorBody(BaseModel):
 
 
 class Health(_Out):
+    """`GET /health`: the process is up."""
+
     status: str
 
 
 class Ready(_Out):
+    """`GET /ready`: the database and runner can take work (503 with a reason otherwise)."""
+
     status: str
     reason: str | None = None
 
 
 # ---------------------------------------------------------------- workflows
 class WorkflowUploaded(_Out):
+    """`POST /v1/tenants/{t}/workflows` (201): the stored package's id."""
+
     package_id: str
     tenant_id: str
 
 
 class WorkflowSummary(_Out):
+    """One registered workflow (a package's workflow, named after the package)."""
+
     id: str
     package_name: str
     workflow_name: str
@@ -52,18 +60,24 @@ class WorkflowSummary(_Out):
 
 
 class WorkflowList(_Out):
+    """`GET /v1/tenants/{t}/workflows`."""
+
     tenant_id: str
     total: int
     items: list[WorkflowSummary]
 
 
 class TaskNode(_Out):
+    """A task of a workflow's graph with its dependencies."""
+
     id: str
     dependencies: list[str]
     description: str | None = None
 
 
 class WorkflowDetail(WorkflowSummary):
+    """`GET /v1/tenants/{t}/workflows/{name}`: summary plus graph and build status."""
+
     tenant_id: str
     build_status: str
     build_error: str | None = None
@@ -72,6 +86,8 @@ class WorkflowDetail(WorkflowSummary):
 
 
 class WorkflowDeleted(_Out):
+    """`DELETE /v1/tenants/{t}/workflows/{name}/{version}`."""
+
     status: str
     package_name: str
     version: str
@@ -85,6 +101,8 @@ class ExecuteRequest(BaseModel):
 
 
 class ExecuteResponse(_Out):
+    """`POST .../workflows/{name}/execute` (202): the scheduled execution."""
+
     execution_id: str
     workflow_name: str
     tenant_id: str
@@ -93,6 +111,8 @@ class ExecuteResponse(_Out):
 
 # ---------------------------------------------------------------- executions
 class ExecutionSummary(_Out):
+    """One execution in a listing."""
+
     id: str
     workflow_name: str
     status: str
@@ -102,12 +122,16 @@ class ExecutionSummary(_Out):
 
 
 class ExecutionList(_Out):
+    """`GET /v1/tenants/{t}/executions`."""
+
     tenant_id: str
     total: int
     items: list[ExecutionSummary]
 
 
 class ExecutionDetail(_Out):
+    """`GET .../executions/{id}`: status, plus our extensions (context, error, times)."""
+
     tenant_id: str
     execution_id: str
     status: str = Field(description="Pending, Running, Completed, Failed, Cancelled or Paused")
@@ -124,6 +148,8 @@ class ExecutionDetail(_Out):
 
 
 class ExecutionEvent(_Out):
+    """One recorded lifecycle event of an execution."""
+
     id: str
     event_type: str
     event_data: str | None = None
@@ -133,12 +159,16 @@ class ExecutionEvent(_Out):
 
 
 class ExecutionEvents(_Out):
+    """`GET .../executions/{id}/events`."""
+
     tenant_id: str
     execution_id: str
     events: list[ExecutionEvent]
 
 
 class TaskExecution(_Out):
+    """One task's record in an execution (status, attempts, last error)."""
+
     id: str
     task_name: str
     status: str
@@ -152,6 +182,8 @@ class TaskExecution(_Out):
 
 
 class ExecutionTasks(_Out):
+    """`GET .../executions/{id}/tasks`."""
+
     tenant_id: str
     execution_id: str
     tasks: list[TaskExecution]
@@ -159,16 +191,22 @@ class ExecutionTasks(_Out):
 
 # ---------------------------------------------------------------- auth, keys, tenants
 class WsTicket(_Out):
+    """`POST /v1/auth/ws-ticket`: a one-use ticket for the delivery WebSocket."""
+
     ticket: str
     expires_in_seconds: int
 
 
 class CreateKeyRequest(BaseModel):
+    """Body of `POST /v1/auth/keys` and `POST /v1/tenants/{t}/keys`."""
+
     name: str = Field(min_length=1, max_length=255)
     role: Role = "read"
 
 
 class KeyInfo(_Out):
+    """An API key's metadata (never the key itself)."""
+
     id: str
     name: str
     permissions: str
@@ -179,6 +217,8 @@ class KeyInfo(_Out):
 
 
 class KeyCreated(_Out):
+    """A new API key: the only time its secret is shown."""
+
     id: str
     key: str
     name: str
@@ -189,16 +229,22 @@ class KeyCreated(_Out):
 
 
 class KeyList(_Out):
+    """`GET /v1/auth/keys`."""
+
     items: list[KeyInfo]
     total: int
 
 
 class KeyRevoked(_Out):
+    """`DELETE /v1/auth/keys/{id}`."""
+
     id: str
     status: str
 
 
 class Whoami(_Out):
+    """`GET /v1/auth/whoami`: the calling key's identity, role and tenant."""
+
     name: str
     role: str
     tenant_id: str | None = None
@@ -206,27 +252,37 @@ class Whoami(_Out):
 
 
 class CreateTenantRequest(BaseModel):
+    """Body of `POST /v1/tenants`."""
+
     name: str = Field(min_length=1, max_length=63)
     description: str | None = None
     password: str | None = None
 
 
 class TenantCreated(_Out):
+    """`POST /v1/tenants` (201)."""
+
     name: str
     username: str
     description: str | None = None
 
 
 class TenantSummary(_Out):
+    """One tenant in a listing."""
+
     name: str
 
 
 class TenantList(_Out):
+    """`GET /v1/tenants`."""
+
     items: list[TenantSummary]
     total: int
 
 
 class TenantRemoved(_Out):
+    """`DELETE /v1/tenants/{t}`."""
+
     status: str
     schema_name: str
     revoked_keys: int
