@@ -61,7 +61,7 @@ class TaskEntry(_Strict):
         import re
 
         for dep in self.dependencies:
-            if not re.match(DEPENDENCY_PATTERN, dep):
+            if not re.fullmatch(DEPENDENCY_PATTERN, dep):  # re's "$" also matches before "\n"
                 raise ValueError(f"dependency {dep!r} of task {self.id!r} is not a valid task id")
         return self
 
@@ -106,8 +106,10 @@ def parse_manifest(raw: bytes | str | dict[str, Any], path: str | None = None) -
     if isinstance(raw, bytes | str):
         try:
             data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ManifestError(f"not valid JSON ({exc})", path=path) from exc
+        except (ValueError, RecursionError) as exc:
+            # JSONDecodeError, UnicodeDecodeError, an integer over sys.get_int_max_str_digits()
+            # (a plain ValueError) or nesting deeper than the recursion limit
+            raise ManifestError(f"not valid JSON ({type(exc).__name__}: {exc})", path=path) from exc
     else:
         data = raw
     if not isinstance(data, dict):

@@ -20,11 +20,14 @@ it into place only once the archive is verified).
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import io
 import os
 import posixpath
+import re
+import sys
 import tarfile
 import zlib
 from collections.abc import Callable
@@ -39,6 +42,26 @@ _MiB = 1024 * 1024
 _DATA_FILTER: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 _FilterError: type[Exception] = getattr(tarfile, "FilterError", tarfile.ExtractError)
 _HEADER_SLACK = 1536  # bytes of tar header / pax record a member may use beyond its data
+# tar metadata members that ``tarfile`` reads whole into memory while parsing headers
+_META_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+# CPython before 3.11.10 / 3.12.6 parses pax headers with regexes that are quadratic in a run of
+# digits (CVE-2024-6232); on those versions long digit runs in a pax header are refused
+_PAX_REGEX_QUADRATIC = sys.version_info < (3, 11, 10) or (3, 12) <= sys.version_info < (3, 12, 6)
+_PAX_MAX_DIGIT_RUN = 64
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (_PAX_MAX_DIGIT_RUN + 1))
+# errors of the extraction itself that are the archive's fault (a file where a directory is
+# needed, a name too long for the file system ...); other OSErrors are the host's and propagate
+_ARCHIVE_ERRNOS = frozenset(
+    {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY,
+     errno.ELOOP, errno.EMLINK, errno.ENOENT, errno.EINVAL, errno.EILSEQ}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,17 +74,32 @@ class ArchiveLimits:
     max_member_bytes: largest single file, uncompressed.
     max_total_bytes: sum of all file sizes, uncompressed.
     max_manifest_bytes: largest ``manifest.json``.
+    max_header_bytes: largest pax extended header or GNU long name/link record (``tarfile``
+        reads these whole while parsing, before any of our checks sees the member).
+    max_ratio: most decompressed bytes per compressed byte, once the decompressed stream is
+        past ``ratio_free_bytes`` (a real package is far below it; a bomb is far above).
+    ratio_free_bytes: decompressed bytes allowed whatever the ratio (tar headers and padding of
+        many small files compress very well).
     """
 
     max_members: int = 200_000
     max_member_bytes: int = 1024 * _MiB
     max_total_bytes: int = 4096 * _MiB
     max_manifest_bytes: int = 4 * _MiB
+    max_header_bytes: int = 16 * 1024
+    max_ratio: int = 100
+    ratio_free_bytes: int = 64 * _MiB
 
     @property
     def max_stream_bytes(self) -> int:
         """Cap on the decompressed tar stream: data plus headers for every allowed member."""
         return self.max_total_bytes + (self.max_members + 2) * _HEADER_SLACK + 10240
+
+    def stream_cap(self, compressed_bytes: int) -> int:
+        """Cap on the decompressed stream of an archive of ``compressed_bytes``: the absolute
+        :attr:`max_stream_bytes`, lowered by :attr:`max_ratio` for small archives."""
+        by_ratio = max(self.ratio_free_bytes, self.max_ratio * compressed_bytes)
+        return min(self.max_stream_bytes, by_ratio)
 
 
 @dataclass
@@ -78,6 +116,7 @@ class ExtractedArchive:
     dirs: set[str] = field(default_factory=set)
     total_bytes: int = 0
     members: set[str] = field(default_factory=set, repr=False)
+    link_names: set[str] = field(default_factory=set, repr=False)
 
 
 class _CappedReader(io.RawIOBase):
@@ -96,7 +135,8 @@ class _CappedReader(io.RawIOBase):
         if self.count > self._limit:
             raise UnsafeArchiveError(
                 f"the archive decompresses to more than {self._limit} bytes (decompression "
-                "bomb?). Raise ArchiveLimits.max_total_bytes if the package is really this big.",
+                "bomb?). Raise ArchiveLimits.max_total_bytes (or max_ratio) if the package is "
+                "really this big.",
                 path=self._label,
                 member="<stream>",
             )
@@ -110,6 +150,7 @@ def normalise_member_name(name: str, label: str) -> str:
     """
     if "\x00" in name:
         raise UnsafeArchiveError("the name contains a NUL byte", path=label, member=name)
+    _require_utf8(name, "the name", label, name)
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchiveError(
             "absolute paths are not allowed; members must be relative to the archive root",
@@ -122,6 +163,18 @@ def normalise_member_name(name: str, label: str) -> str:
             "'..' path components are not allowed (path traversal)", path=label, member=name
         )
     return "/".join(parts)
+
+
+def _require_utf8(text: str, what: str, label: str, member: str) -> None:
+    # tarfile decodes undecodable bytes to lone surrogates; paths are hashed as UTF-8
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeArchiveError(
+            f"{what} is not valid UTF-8",
+            path=label,
+            member=member.encode("utf-8", "replace").decode("utf-8"),
+        ) from None
 
 
 def _inside(path: str) -> bool:
@@ -144,6 +197,10 @@ def _check_member(
             path=label,
             member=member.name,
         )
+    if member.issym() or member.islnk():
+        if "\x00" in member.linkname:
+            raise UnsafeArchiveError("the link target contains a NUL byte", path=label, member=name)
+        _require_utf8(member.linkname, "the link target", label, name)
     if member.issym():
         if member.linkname.startswith("/"):
             raise UnsafeArchiveError(
@@ -185,10 +242,76 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _Replay:
+    """A file object that yields ``head`` and then reads on from ``rest`` (see ``_proc_pax``)."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, size: int) -> bytes:
+        if not self._head:
+            return bytes(self._rest.read(size))
+        out, self._head = self._head[:size], self._head[size:]
+        if len(out) < size:
+            out += self._rest.read(size - len(out))
+        return out
+
+    def tell(self) -> int:
+        return int(self._rest.tell()) - len(self._head)
+
+
+def _check_pax_records(data: bytes, label: str, member: str) -> None:
+    """Check the framing of pax records (``"<len> key=value\n"``) in linear time."""
+    pos = 0
+    while pos < len(data) and data[pos] != 0:
+        space = data.find(b" ", pos, pos + 21)
+        length = int(data[pos:space]) if space > pos and data[pos:space].isdigit() else 0
+        end = pos + length
+        if length < 5 or end > len(data) or data[end - 1] != 0x0A or data[space + 1] == 0x3D:
+            raise UnsafeArchiveError("malformed pax extended header", path=label, member=member)
+        if data.find(b"=", space + 1, end - 1) < 0:
+            raise UnsafeArchiveError("malformed pax extended header", path=label, member=member)
+        pos = end
+    if _PAX_REGEX_QUADRATIC and _DIGIT_RUN.search(data):
+        raise UnsafeArchiveError(
+            f"pax extended header with a run of more than {_PAX_MAX_DIGIT_RUN} digits (this "
+            "Python parses such headers in quadratic time; CVE-2024-6232)",
+            path=label,
+            member=member,
+        )
+
+
+def _tarinfo_class(limits: ArchiveLimits, label: str) -> type[tarfile.TarInfo]:
+    """A ``TarInfo`` that bounds the metadata records ``tarfile`` reads while parsing headers."""
+
+    class _BoundedTarInfo(tarfile.TarInfo):
+        def _proc_member(self, tar: Any) -> Any:
+            if self.type in _META_TYPES and not 0 <= self.size <= limits.max_header_bytes:
+                raise UnsafeArchiveError(
+                    f"extended header of {self.size} bytes, over the "
+                    f"{limits.max_header_bytes}-byte limit (ArchiveLimits.max_header_bytes)",
+                    path=label,
+                    member=self.name,
+                )
+            return super()._proc_member(tar)  # type: ignore[misc]
+
+        def _proc_pax(self, tar: Any) -> Any:
+            buf = tar.fileobj.read(self._block(self.size))  # type: ignore[attr-defined]
+            _check_pax_records(buf[: self.size], label, self.name)
+            real = tar.fileobj
+            tar.fileobj = _Replay(buf, real)  # tarfile's own parser reads the block again
+            try:
+                return super()._proc_pax(tar)  # type: ignore[misc]
+            finally:
+                tar.fileobj = real
+
+    return _BoundedTarInfo
+
+
 def _open_stream(data: bytes, limits: ArchiveLimits, label: str) -> tarfile.TarFile:
     gz = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
-    capped = io.BufferedReader(_CappedReader(gz, limits.max_stream_bytes, label), 1 << 16)
-    return tarfile.open(fileobj=capped, mode="r|")
+    capped = io.BufferedReader(_CappedReader(gz, limits.stream_cap(len(data)), label), 1 << 16)
+    return tarfile.open(fileobj=capped, mode="r|", tarinfo=_tarinfo_class(limits, label))
 
 
 def extract_archive(
@@ -242,7 +365,8 @@ def extract_archive(
                 _extract_one(tar, member, name, found, limits, label)
                 if on_member is not None and name:
                     on_member(name, dest / name)
-    except (gzip.BadGzipFile, EOFError, zlib.error, tarfile.ReadError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error, tarfile.TarError, ValueError) as exc:
+        # tarfile lets ValueError out of some malformed headers (GNU sparse maps, pax sizes)
         raise PackageError(
             f"not a valid gzip-compressed tar archive ({exc}). A .cloaca package is a .tar.gz "
             "written by `cloaca build`.",
@@ -271,6 +395,17 @@ def _extract_one(
             "appears more than once in the archive", path=label, member=member.name
         )
     found.members.add(name)
+    parts = name.split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if parent in found.files or parent in found.link_names:
+            # a member under a link would alias (and overwrite) another member or manifest.json
+            # after it was checked; under a file it cannot be created at all
+            raise UnsafeArchiveError(
+                f"is inside {parent!r}, which is not a directory of the archive",
+                path=label,
+                member=member.name,
+            )
     target = _check_member(member, name, found, label)
     if member.isreg():
         if member.size > limits.max_member_bytes:
@@ -292,7 +427,16 @@ def _extract_one(
         tar.extract(member, found.root, set_attrs=True, **_DATA_FILTER)
     except _FilterError as exc:
         raise UnsafeArchiveError(str(exc), path=label, member=member.name) from exc
-    parts = name.split("/")
+    except (ValueError, OverflowError) as exc:  # e.g. a pax mtime of "inf"
+        raise UnsafeArchiveError(
+            f"cannot be extracted: {exc}", path=label, member=member.name
+        ) from exc
+    except OSError as exc:
+        if exc.errno not in _ARCHIVE_ERRNOS:
+            raise
+        raise UnsafeArchiveError(
+            f"cannot be extracted: {exc.strerror}", path=label, member=member.name
+        ) from exc
     found.dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
     if member.isdir():
         found.dirs.add(name)
@@ -300,6 +444,7 @@ def _extract_one(
         found.files[name] = _sha256_file(found.root / name)
     else:
         assert target is not None
+        found.link_names.add(name)
         found.links.append((name, "symlink" if member.issym() else "hardlink", target))
 
 

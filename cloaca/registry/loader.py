@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -43,6 +44,7 @@ from cloaca.registry.verify import (
 )
 
 _INDEX = ".index"
+_KEY = re.compile(r"[0-9a-f]{64}(-[0-9a-f]{16})?")  # what staging_key() returns
 log = logging.getLogger("cloaca.registry.loader")
 
 
@@ -155,7 +157,7 @@ class PackageLoaderFactory:
             try:
                 os.rename(found.root, final)
             except OSError:
-                if not (final / MANIFEST).is_file():
+                if not _is_staged(final):
                     raise
                 # already staged (loaded before, or by a concurrent loader): reuse that copy
             self._write_index(digest, final.name, manifest)
@@ -204,13 +206,24 @@ class PackageLoaderFactory:
         try:
             entry = json.loads(self._index_path(digest).read_text())
             manifest = parse_manifest(entry["manifest"], label)
-            root = self.staging_dir / entry["key"]
-        except (OSError, ValueError, KeyError, TypeError, PackageError):
+            key = entry["key"]
+        except (OSError, ValueError, RecursionError, KeyError, TypeError, PackageError):
             return None
-        if not (root / MANIFEST).is_file() or os.sep in entry["key"]:
+        # the key must be the one staging_key() gives this manifest: a damaged or planted entry
+        # cannot point the package at another directory ("..", ".index", an absolute path ...)
+        fingerprint = manifest.package.fingerprint.removeprefix("sha256:")
+        if not isinstance(key, str) or not _KEY.fullmatch(key) or not key.startswith(fingerprint):
+            return None
+        root = self.staging_dir / key
+        if not _is_staged(root):
             return None
         check_host(manifest, label)
         return describe(manifest, root, digest)
+
+
+def _is_staged(root: Path) -> bool:
+    # a real directory of the staging dir holding a manifest (not a link to somewhere else)
+    return root.is_dir() and not root.is_symlink() and (root / MANIFEST).is_file()
 
 
 def staging_key(manifest: Manifest, found: ExtractedArchive) -> str:

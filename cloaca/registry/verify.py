@@ -154,8 +154,10 @@ def _require_rust(manifest: Manifest, found: ExtractedArchive, label: str) -> No
             field="rust.library_path",
         )
     path = found.root / lib
+    # is_file() follows the (checked, inside) links and is False for a loop, where resolve()
+    # raised RuntimeError
     if lib not in found.files and not (
-        any(name == lib for name, _, _ in found.links) and path.resolve().is_file()
+        any(name == lib for name, _, _ in found.links) and path.is_file()
     ):
         raise ManifestError(
             f"library {raw!r} is not a file in the archive", path=label, field="rust.library_path"
