@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, insert, or_, select, update
 
+from cloaca._process import pid_alive
 from cloaca.storage import Store
 from cloaca.storage.models import pipeline_executions as pe
 from cloaca.storage.models import runners
@@ -76,23 +77,11 @@ def reap_dead_local_runners(store: Store, runner_id: str) -> int:
                 runners.c.hostname == HOSTNAME, runners.c.id != runner_id
             )
         ).all()
-    dead = [rid for rid, pid in rows if not _pid_alive(pid)]
+    dead = [rid for rid, pid in rows if not pid_alive(pid)]
     if dead:
         with store.write() as conn:
             conn.execute(delete(runners).where(runners.c.id.in_(dead)))
     return len(dead)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _claimable(known: Collection[str], stale_before: float) -> Any:

@@ -140,8 +140,8 @@ def count_executions(store: Store, workflow_name: str | None = None) -> int:
         return int(conn.execute(q).scalar_one())
 
 
-def get_execution(store: Store, execution_id: str) -> ExecutionRecord | None:
-    """One execution with its contexts and task records, or None when unknown."""
+def _fetch(store: Store, execution_id: str) -> tuple[Any, list[Any]] | None:
+    """The execution row and its task rows (in workflow order), or None when unknown."""
     with store.read() as conn:
         row = conn.execute(select(pe).where(pe.c.id == execution_id)).first()
         if row is None:
@@ -149,6 +149,15 @@ def get_execution(store: Store, execution_id: str) -> ExecutionRecord | None:
         task_rows = conn.execute(
             select(te).where(te.c.execution_id == execution_id).order_by(te.c.position)
         ).all()
+    return row, list(task_rows)
+
+
+def get_execution(store: Store, execution_id: str) -> ExecutionRecord | None:
+    """One execution with its contexts and task records, or None when unknown."""
+    found = _fetch(store, execution_id)
+    if found is None:
+        return None
+    row, task_rows = found
     record = _record(row, full=True)
     record.tasks = [
         TaskRecord(
@@ -170,13 +179,10 @@ def get_execution(store: Store, execution_id: str) -> ExecutionRecord | None:
 
 def load_result(store: Store, execution_id: str) -> ExecutionResult | None:
     """Rebuild the :class:`ExecutionResult` of a finished execution (None if unknown)."""
-    with store.read() as conn:
-        row = conn.execute(select(pe).where(pe.c.id == execution_id)).first()
-        if row is None:
-            return None
-        task_rows = conn.execute(
-            select(te).where(te.c.execution_id == execution_id).order_by(te.c.position)
-        ).all()
+    found = _fetch(store, execution_id)
+    if found is None:
+        return None
+    row, task_rows = found
     tasks: dict[str, TaskResult] = {}
     for t in task_rows:
         tasks[t.task_id] = task_result_from_row(dict(t._mapping))

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cloaca._process import pid_alive
 from cloaca.cli.cloacina._context import EXIT_DOWN, EXIT_OK, Ctx
 
 START_TIMEOUT = 60.0
@@ -92,19 +93,7 @@ def _read_state(home: Path) -> dict[str, Any] | None:
         info: dict[str, Any] = json.loads((home / "server.json").read_text())
     except (OSError, ValueError):
         return None
-    return info if _alive(int(info.get("pid", 0))) else None
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return info if pid_alive(int(info.get("pid", 0))) else None
 
 
 def cmd_start(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -155,9 +144,9 @@ def cmd_stop(ctx: Ctx, args: argparse.Namespace) -> int:
     pid = int(info["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + args.timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         raise ctx.fail(f"server {pid} is still running after {args.timeout}s", "try again")
     ctx.note(f"stopped server {pid}")
     return EXIT_OK
