@@ -109,6 +109,7 @@ from cloaca.storage import Store
 store = Store({url!r}, schema={schema!r})
 rid = str(uuid.uuid4())
 claims.register_runner(store, rid)
+open({go!r} + "." + rid, "w").close()  # ready: imported, connected, registered
 go = {go!r}
 while not os.path.exists(go):
     time.sleep(0.001)
@@ -130,7 +131,10 @@ def test_claims_are_exclusive_between_processes(
     with DefaultRunner.with_schema(pg_url, pg_schema, _idle_config()) as producer:
         ids = {producer.enqueue("claimflow", {"job": i}) for i in range(150)}
     children = [spawn(CLAIM_CHILD.format(url=pg_url, schema=pg_schema, go=go)) for _ in range(2)]
-    time.sleep(0.5)  # let both import and connect (not a timing assertion)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.*"))) < 2:  # both imported, connected and registered
+        assert time.monotonic() < deadline and all(c.poll() is None for c in children)
+        time.sleep(0.01)
     Path(go).touch()
     claimed = []
     for child in children:
