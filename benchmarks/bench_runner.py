@@ -2,15 +2,20 @@
 
 Measures per-task overhead for a chain of 100 no-op tasks and a fan-out 1 -> 100 -> 1, and
 executions per second for a 3-task workflow; prints both runners side by side with the
-ratio. Run ``python -m benchmarks.bench_runner`` (or ``make bench``).
+ratio. When a PostgreSQL server answers ($CLOACA_TEST_POSTGRES_URL, default
+``postgresql://postgres@127.0.0.1:5432/test``) it also prints the durable runner's per-task cost
+there without and with per-attempt claims (``claim_attempts``, on by default on PostgreSQL).
+Run ``python -m benchmarks.bench_runner`` (or ``make bench``).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,6 +106,50 @@ def measure(repeat: int = 7, rate_seconds: float = 2.0) -> list[tuple[str, float
     return [(labels[i], inproc[i], durable[0][i], durable[1][i]) for i in range(3)]
 
 
+PG_URL = os.environ.get("CLOACA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def measure_claims(url: str = PG_URL, repeat: int = 5) -> list[tuple[str, float, float]]:
+    """Return rows ``(label, without_claims, with_claims)`` in ms per task on PostgreSQL
+    (default config, ``task_timeout_seconds=300``), in a scratch schema dropped afterwards."""
+    from sqlalchemy import text
+
+    from cloaca.storage import Store
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    config = DefaultRunnerConfig(enable_cron_scheduling=False)
+    workflows = [chain(), fan_out()]
+    columns: list[list[float]] = []
+    try:
+        for claim in (False, True):
+            column = []
+            with DefaultRunner(url, config, schema=schema, claim_attempts=claim) as runner:
+                for wf in workflows:
+                    runner.execute(wf)
+                    best = _best(lambda wf=wf: runner.execute(wf), repeat)
+                    column.append(best / len(wf.tasks) * 1000)
+            columns.append(column)
+    finally:
+        store = Store(url, migrate=False)
+        with store.write() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        store.dispose()
+    labels = ["chain of 100: ms per task", "fan-out 1->100->1: ms per task"]
+    return [(labels[i], columns[0][i], columns[1][i]) for i in range(2)]
+
+
+def _postgres_reason(url: str) -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3
+        ):
+            return None
+    except Exception as exc:
+        return f"no PostgreSQL server at {url} ({type(exc).__name__})"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table: in-process | durable SQLite (ratio) | durable, no task timeout (ratio)."""
     rows = measure()
@@ -117,6 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     out.write(
         "durable = DefaultRunner on a SQLite file (WAL), every state change persisted;\n"
         "ratio = durable / in-process (per-task rows: lower is better; executions/s: higher)\n"
+    )
+    reason = _postgres_reason(PG_URL)
+    if reason is not None:
+        out.write(f"PostgreSQL attempt claims: skipped, {reason}\n")
+        return 0
+    out.write(f"\n{'PostgreSQL':<32} {'no claims':>11} {'claims':>10} {'extra':>8}\n")
+    for label, plain, claimed in measure_claims():
+        out.write(f"{label:<32} {plain:>11.3f} {claimed:>10.3f} {claimed - plain:>+8.3f}\n")
+    out.write(
+        "claims = claim_attempts=True (PostgreSQL's default): one transaction per task attempt\n"
     )
     return 0
 

@@ -5,7 +5,8 @@ no thread hop. Sync tasks that become ready together (a fan-out) are queued and 
 ``max_concurrency`` lanes, each a loop in one pool thread holding one concurrency slot: one
 thread hop per lane instead of one per task, and completions sent back in batches. Both paths
 are used only when no timeout applies, because a timeout needs the scheduler free to give up on
-the task.
+the task, and when no ``before_attempt`` gate is set (every gated attempt goes through the
+scheduler's general path, where the gate is asked first).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class LanesMixin(RunState):
             and not spec.accepts_handle
             and self.timeout_of(spec) is None
             and self.caller is None
+            and self.before_attempt is None
         )
 
     def attempt_sync(self, node: str, inp: dict[str, Any]) -> tuple[Any, Exception | None]:

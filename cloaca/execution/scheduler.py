@@ -10,6 +10,7 @@ durable runner, Dask) runs workflows through :func:`execute_workflow`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,13 +29,19 @@ from cloaca.execution.result import (
     ExecutionResult,
     TaskResult,
 )
-from cloaca.execution.state import TaskCaller, initial_dict, to_task_error
+from cloaca.execution.state import (
+    AttemptGate,
+    AttemptVetoed,
+    TaskCaller,
+    initial_dict,
+    to_task_error,
+)
 from cloaca.task import TaskHandle, TaskSpec
 
 if TYPE_CHECKING:
     from cloaca.workflow import Workflow
 
-__all__ = ["TaskCaller", "execute_workflow", "to_task_error"]
+__all__ = ["AttemptGate", "AttemptVetoed", "TaskCaller", "execute_workflow", "to_task_error"]
 
 
 class _Run(LanesMixin):
@@ -88,6 +95,12 @@ class _Run(LanesMixin):
             if delay:
                 await asyncio.sleep(delay)
             async with self.sem:
+                if self.before_attempt is not None:
+                    allowed = self.before_attempt(node, attempt)
+                    if inspect.isawaitable(allowed):
+                        allowed = await allowed
+                    if not allowed:
+                        raise AttemptVetoed(node, attempt)
                 rec.status, rec.attempts = RUNNING, attempt
                 if rec.started_at is None:
                     rec.started_at = time.time()
@@ -188,6 +201,7 @@ async def execute_workflow(
     completed: Mapping[str, TaskResult] | None = None,
     execution_id: str | None = None,
     caller: TaskCaller | None = None,
+    before_attempt: AttemptGate | None = None,
 ) -> ExecutionResult:
     """Run ``workflow`` on the current event loop and return an :class:`ExecutionResult`.
 
@@ -202,6 +216,10 @@ async def execute_workflow(
     completed: records of tasks already done (resuming a run): they are not run again.
     caller: replaces how a task function is called (used by worker-process executors);
         called in a worker thread as ``caller(node, spec, context, handle)``.
+    before_attempt: asked ``before_attempt(node, attempt)`` (a bool or an awaitable of one)
+        before every attempt of every task, on the event loop, before ``task_started``; on
+        False the attempt does not run and the run stops with :class:`AttemptVetoed`. Tasks
+        then always take the general path (no inline or lane fast path). None: no gate.
     """
     wf = workflow.subset(start_from, only, until) if (start_from or only or until) else workflow
     selected = set(wf.selection) if wf.selection is not None else set(wf.dag.order)
@@ -215,6 +233,7 @@ async def execute_workflow(
         completed,
         caller,
     )
+    run.before_attempt = before_attempt
     started = time.time()
     run.emit(ev.WORKFLOW_STARTED)
     try:

@@ -15,7 +15,7 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cloaca.context import Context
@@ -31,6 +31,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("cloaca.execution")
 
 TaskCaller = Callable[[str, TaskSpec, Context, "TaskHandle | None"], Any]
+AttemptGate = Callable[[str, int], "bool | Awaitable[bool]"]
+"""``before_attempt(node, attempt)``: may veto an attempt (False) before it starts."""
+
+
+class AttemptVetoed(Exception):
+    """A ``before_attempt`` gate refused an attempt: the attempt did not run and the whole
+    run stops (:func:`~cloaca.execution.scheduler.execute_workflow` raises this)."""
+
+    def __init__(self, task_id: str, attempt: int) -> None:
+        super().__init__(f"attempt {attempt} of task {task_id!r} was refused")
+        self.task_id = task_id
+        self.attempt = attempt
 
 
 def to_task_error(task_id: str, exc: BaseException) -> TaskExecutionError:
@@ -49,6 +61,8 @@ def to_task_error(task_id: str, exc: BaseException) -> TaskExecutionError:
 
 class RunState:
     """Records and context bookkeeping of one run; the scheduler drives the transitions."""
+
+    before_attempt: AttemptGate | None = None
 
     def __init__(
         self,

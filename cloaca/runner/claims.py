@@ -10,7 +10,8 @@ waiting for its heartbeat to go stale).
 
 Claims are one transaction: ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE owner`` on
 PostgreSQL, the same statements under ``BEGIN IMMEDIATE`` on SQLite; two runners therefore
-never both own an execution.
+never both own an execution. Claimed task attempts (:mod:`cloaca.runner.attempts`) are folded
+into the task rows a claim returns.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, insert, or_, select, update
 
 from cloaca._process import pid_alive
+from cloaca.runner.attempts import count_claimed
 from cloaca.storage import Store
 from cloaca.storage.models import pipeline_executions as pe
 from cloaca.storage.models import runners
@@ -126,11 +128,13 @@ def claim_executions(
             if resumed:
                 values["recovery_count"] = row["recovery_count"] + 1
             conn.execute(update(pe).where(pe.c.id == row["id"]).values(**values))
-            tasks = [
-                dict(r._mapping)
-                for r in conn.execute(
-                    select(te).where(te.c.execution_id == row["id"]).order_by(te.c.position)
-                )
-            ]
+            tasks = count_claimed(
+                [
+                    dict(r._mapping)
+                    for r in conn.execute(
+                        select(te).where(te.c.execution_id == row["id"]).order_by(te.c.position)
+                    )
+                ]
+            )
             claimed.append((row, tasks))
     return claimed

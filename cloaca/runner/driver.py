@@ -4,7 +4,9 @@ Each execution runs :func:`~cloaca.execution.scheduler.execute_workflow` on a pr
 loop in its own thread (a long synchronous task of one execution never delays another, nor
 the runner's cron and recovery work). The scheduler's event callback turns each lifecycle
 event into a row update and an event-log row (:mod:`cloaca.runner.event_log`), both queued on
-the runner's :class:`~cloaca.runner.writer.Writer`.
+the runner's :class:`~cloaca.runner.writer.Writer`. With ``claim_attempts`` every task attempt
+is claimed in the database before it starts (:mod:`cloaca.runner.attempts`); a refused claim
+stops the run as a lost ownership does.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cloaca.execution import events as ev
 from cloaca.execution.events import TaskEvent
 from cloaca.execution.result import FAILED, PENDING, ExecutionResult
 from cloaca.execution.scheduler import TaskCaller, execute_workflow
+from cloaca.runner.attempts import make_gate
 from cloaca.runner.event_log import event
 from cloaca.runner.recovery import ResumePlan
 
@@ -41,6 +44,7 @@ class ExecutionDriver:
         config: DefaultRunnerConfig,
         on_done: Any = None,
         caller: TaskCaller | None = None,
+        claim_attempts: bool = False,
     ) -> None:
         self.execution_id = execution_id
         self.plan = plan
@@ -49,6 +53,7 @@ class ExecutionDriver:
         self.config = config
         self.on_done = on_done
         self.caller = caller
+        self.claim_attempts = claim_attempts
         self.future: Future[ExecutionResult] = Future()
         self.lost_reason: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,6 +100,11 @@ class ExecutionDriver:
             raise asyncio.CancelledError
         cfg, plan, eid = self.config, self.plan, self.execution_id
         finished: set[str] = set()
+        gate = None
+        if self.claim_attempts:
+            self.writer.flush()  # the task rows a claim updates must be committed first
+            w = self.writer
+            gate = make_gate(w.store, w.runner_id, eid, plan.offsets, plan.exhausted, self._refused)
         result = await execute_workflow(
             plan.workflow,
             self.initial,
@@ -105,6 +115,7 @@ class ExecutionDriver:
             completed=plan.completed or None,
             execution_id=eid,
             caller=self.caller,
+            before_attempt=gate,
         )
         write = self.writer.update_task
         for node, rec in result.tasks.items():
@@ -147,6 +158,9 @@ class ExecutionDriver:
         if self.lost_reason is not None:
             raise asyncio.CancelledError
         return result
+
+    def _refused(self, reason: str) -> None:
+        self.lost_reason = reason
 
     def _make_callback(self, finished: set[str]) -> Any:
         put = self.writer.queue.put

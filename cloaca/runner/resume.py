@@ -61,6 +61,8 @@ def reopen_lost(store: Store, execution_id: str) -> list[str]:
             "traceback": None,
             "skip_reason": None,
             "output": None,
+            "attempt_owner": None,
+            "claimed_attempt": None,
         }
         mine = te.c.execution_id == execution_id
         conn.execute(update(te).where(mine, te.c.task_id.in_(lost)).values(**cleared))

@@ -24,7 +24,7 @@ from cloaca.errors import StorageError
 from cloaca.execution.executors import make_executor
 from cloaca.execution.result import ExecutionResult
 from cloaca.execution.state import initial_dict
-from cloaca.runner import claims, history
+from cloaca.runner import attempts, claims, history
 from cloaca.runner.claiming import ClaimsMixin
 from cloaca.runner.config import DefaultRunnerConfig
 from cloaca.runner.cron import CronMixin
@@ -54,6 +54,10 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
     heartbeat_interval, stale_after:
         Seconds between heartbeats, and the age after which another runner's heartbeat
         counts as dead (its executions are then recovered).
+    claim_attempts:
+        Claim every task attempt in the database before it starts, so that a runner which
+        stalled while another took its execution over never starts an attempt again
+        (:mod:`cloaca.runner.attempts`). None (default): on for PostgreSQL, off for SQLite.
 
     Examples
     --------
@@ -69,6 +73,7 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
         schema: str | None = None,
         heartbeat_interval: float = 2.0,
         stale_after: float = 30.0,
+        claim_attempts: bool | None = None,
     ) -> None:
         self.config = config if config is not None else DefaultRunnerConfig()
         # first: an unknown executor or an unreachable Dask scheduler fails before any thread starts
@@ -81,6 +86,9 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
         self.runner_id = str(uuid.uuid4())
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
+        self.claim_attempts = (
+            attempts.default_for(self.store) if claim_attempts is None else claim_attempts
+        )
         self._workflows: dict[str, Workflow] = {}
         self._recorded: set[tuple[str, str]] = set()
         self._live: dict[str, ExecutionDriver] = {}
@@ -251,7 +259,14 @@ class DefaultRunner(ClaimsMixin, CronMixin, TriggerMixin):
 
     def _launch(self, eid: str, plan: ResumePlan, initial: dict[str, Any]) -> ExecutionDriver:
         driver = ExecutionDriver(
-            eid, plan, initial, self.writer, self.config, self._finished, caller=self.executor
+            eid,
+            plan,
+            initial,
+            self.writer,
+            self.config,
+            self._finished,
+            caller=self.executor,
+            claim_attempts=self.claim_attempts,
         )
         with self._lock:
             self._live[eid] = driver

@@ -159,7 +159,8 @@ class Writer:
             if ids:
                 owned_q = select(pe.c.id).where(pe.c.id.in_(ids), pe.c.owner == self.runner_id)
                 if self.store.supports_skip_locked:
-                    owned_q = owned_q.with_for_update()
+                    # FOR NO KEY UPDATE: excludes takeovers (FOR UPDATE), not attempt claims
+                    owned_q = owned_q.with_for_update(key_share=True)
                 owned = set(conn.scalars(owned_q))
                 lost = ids - owned
                 _update_tasks(conn, {k: v for k, v in tasks.items() if k[0] in owned})

@@ -85,6 +85,8 @@ task_executions = Table(
     Column("traceback", Text, nullable=True),
     Column("skip_reason", Text, nullable=True),
     Column("output", Text, nullable=True),  # the task's output context, JSON
+    Column("attempt_owner", String(36), nullable=True),  # runner that claimed claimed_attempt
+    Column("claimed_attempt", Integer, nullable=True),  # latest attempt claimed (0003)
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
 )
 

@@ -68,3 +68,18 @@ def test_unopenable_path_is_a_storage_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StorageError, match="could not open"):
         Store(f"sqlite:///{blocker}/sub/x.db")
+
+
+def test_upgrade_from_0002_adds_attempt_claim_columns(tmp_path: Path) -> None:
+    from cloaca.storage.migrate import upgrade
+
+    store = Store(f"sqlite:///{tmp_path / 'old.db'}", migrate=False)
+    upgrade(store, "0002")
+    columns = {c["name"] for c in inspect(store.engine).get_columns("task_executions")}
+    assert "claimed_attempt" not in columns
+    upgrade(store)
+    columns = {c["name"] for c in inspect(store.engine).get_columns("task_executions")}
+    assert {"attempt_owner", "claimed_attempt"} <= columns
+    with store.read() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+    store.dispose()
