@@ -19,6 +19,7 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │   └── TaskSelectionError       (task_id, suggestions)  unknown task in start_from/only/until
     ├── TaskExecutionError           (task_id, error_type, message, traceback)
     │   └── TaskTimeoutError         (task_id, timeout_seconds)
+    ├── AttemptVetoed                (task_id, attempt)  a before_attempt gate refused an attempt
     ├── PackageError                 (path)
     │   ├── ManifestError            (field)
     │   ├── UnsafeArchiveError       (member)
@@ -233,6 +234,21 @@ class TaskTimeoutError(TaskExecutionError):
         )
 
 
+class AttemptVetoed(CloacaError):
+    """A ``before_attempt`` gate refused attempt ``attempt`` of ``task_id``.
+
+    The attempt did not run and the whole run stops (``execute_workflow`` raises this); the
+    durable runner's per-attempt claims raise it when another runner owns the execution.
+    """
+
+    _fields: tuple[str, ...] = ("message", "task_id", "attempt")
+    task_id: str | None
+    attempt: int | None
+
+    def describe(self) -> str:
+        return self.message or f"attempt {self.attempt} of task {self.task_id!r} was refused"
+
+
 # --------------------------------------------------------------------------- packages
 class PackageError(CloacaError):
     """A package archive or project could not be built, read or loaded."""
@@ -341,6 +357,7 @@ class ApiError(CloacaError):
 
 __all__ = [
     "ApiError",
+    "AttemptVetoed",
     "BuildError",
     "CloacaError",
     "ContextError",

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cloaca.context import Context, task_output
-from cloaca.errors import TaskTimeoutError
+from cloaca.errors import AttemptVetoed, TaskTimeoutError
 from cloaca.execution import events as ev
 from cloaca.execution.events import EventCallback
 from cloaca.execution.lanes import POOL, LanesMixin
@@ -31,7 +31,6 @@ from cloaca.execution.result import (
 )
 from cloaca.execution.state import (
     AttemptGate,
-    AttemptVetoed,
     TaskCaller,
     initial_dict,
     to_task_error,
@@ -100,7 +99,7 @@ class _Run(LanesMixin):
                     if inspect.isawaitable(allowed):
                         allowed = await allowed
                     if not allowed:
-                        raise AttemptVetoed(node, attempt)
+                        raise AttemptVetoed(task_id=node, attempt=attempt)
                 rec.status, rec.attempts = RUNNING, attempt
                 if rec.started_at is None:
                     rec.started_at = time.time()

@@ -35,16 +35,6 @@ AttemptGate = Callable[[str, int], "bool | Awaitable[bool]"]
 """``before_attempt(node, attempt)``: may veto an attempt (False) before it starts."""
 
 
-class AttemptVetoed(Exception):
-    """A ``before_attempt`` gate refused an attempt: the attempt did not run and the whole
-    run stops (:func:`~cloaca.execution.scheduler.execute_workflow` raises this)."""
-
-    def __init__(self, task_id: str, attempt: int) -> None:
-        super().__init__(f"attempt {attempt} of task {task_id!r} was refused")
-        self.task_id = task_id
-        self.attempt = attempt
-
-
 def to_task_error(task_id: str, exc: BaseException) -> TaskExecutionError:
     """Wrap any exception as a picklable :class:`TaskExecutionError` for ``task_id``."""
     if isinstance(exc, TaskExecutionError):

@@ -95,3 +95,14 @@ def test_no_gate_keeps_the_fast_paths() -> None:
     calls: list[str] = []
     result = asyncio.run(execute_workflow(_workflow(calls)))
     assert result.status == "Completed" and result.tasks["flaky"].attempts == 2
+
+
+def test_vetoed_error_is_part_of_the_tree_and_pickles() -> None:
+    import pickle
+
+    from cloaca.errors import CloacaError
+
+    err = AttemptVetoed(task_id="t", attempt=3)
+    again = pickle.loads(pickle.dumps(err))
+    assert isinstance(again, CloacaError) and (again.task_id, again.attempt) == ("t", 3)
+    assert str(again) == "attempt 3 of task 't' was refused"
