@@ -1,4 +1,5 @@
-"""The server's own tables — tenants, API keys, uploaded packages — and their queries.
+"""The server's own tables — tenants, API keys, uploaded packages, paused workflows — and
+their queries.
 
 They live in the main database (beside the ``public`` tenant's runner tables), one row per
 object with a ``tenant_id`` column, so tenants never see each other's keys or packages. Each
@@ -70,6 +71,15 @@ packages = Table(
     Column("created_at", Float, nullable=False),
     PrimaryKeyConstraint("tenant_id", "id", name="pk_cloacina_packages"),
     UniqueConstraint("tenant_id", "package_name", "version", name="uq_cloacina_packages_nv"),
+)
+
+workflow_pauses = Table(
+    "cloacina_workflow_pauses",
+    metadata,
+    Column("tenant_id", String(63), nullable=False),
+    Column("workflow_name", String(255), nullable=False),
+    Column("paused_at", Float, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "workflow_name", name="pk_cloacina_workflow_pauses"),
 )
 
 
@@ -156,6 +166,7 @@ class ServerDB:
         with self.store.write() as conn:
             conn.execute(delete(tenants).where(tenants.c.name == name))
             conn.execute(delete(packages).where(packages.c.tenant_id == name))
+            conn.execute(delete(workflow_pauses).where(workflow_pauses.c.tenant_id == name))
             res = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.tenant_id == name, api_keys.c.revoked.is_(False))
@@ -257,6 +268,38 @@ class ServerDB:
         with self.store.read() as conn:
             q = select(packages.c.id).where(packages.c.sha256 == sha256).limit(1)
             return conn.execute(q).first() is not None
+
+    # ------------------------------------------------------------------ pauses
+    def set_paused(self, tenant_id: str, workflow_name: str, paused: bool) -> None:
+        """Pause or resume the workflow ``workflow_name`` of ``tenant_id`` (idempotent)."""
+        match = (
+            workflow_pauses.c.tenant_id == tenant_id,
+            workflow_pauses.c.workflow_name == workflow_name,
+        )
+        with self.store.write() as conn:
+            exists = conn.execute(select(workflow_pauses.c.paused_at).where(*match)).first()
+            if paused and exists is None:
+                conn.execute(
+                    insert(workflow_pauses),
+                    [{"tenant_id": tenant_id, "workflow_name": workflow_name, "paused_at": _now()}],
+                )
+            elif not paused and exists is not None:
+                conn.execute(delete(workflow_pauses).where(*match))
+
+    def is_paused(self, tenant_id: str, workflow_name: str) -> bool:
+        """True while the workflow ``workflow_name`` of ``tenant_id`` is paused."""
+        q = select(workflow_pauses.c.paused_at).where(
+            workflow_pauses.c.tenant_id == tenant_id,
+            workflow_pauses.c.workflow_name == workflow_name,
+        )
+        with self.store.read() as conn:
+            return conn.execute(q).first() is not None
+
+    def paused_workflows(self, tenant_id: str) -> set[str]:
+        """Names of the paused workflows of ``tenant_id``."""
+        q = select(workflow_pauses.c.workflow_name).where(workflow_pauses.c.tenant_id == tenant_id)
+        with self.store.read() as conn:
+            return {r.workflow_name for r in conn.execute(q)}
 
 
 def _now() -> float:

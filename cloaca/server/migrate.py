@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 VERSION_TABLE = "cloacina_server_version"
-HEAD = "s0001"
+HEAD = "s0002"
 FIRST = "s0001"
-SERVER_TABLES = frozenset({"cloacina_tenants", "cloacina_api_keys", "cloacina_packages"})
+FIRST_TABLES = frozenset({"cloacina_tenants", "cloacina_api_keys", "cloacina_packages"})
+SERVER_TABLES = FIRST_TABLES | {"cloacina_workflow_pauses"}
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -51,7 +52,7 @@ def upgrade(store: Store, revision: str = "head") -> None:
         if revision == "head" and current == HEAD:
             return  # the common case: skip loading Alembic's script directory
         cfg = _config(conn)
-        if current is None and set(inspect(conn).get_table_names()) >= SERVER_TABLES:
+        if current is None and set(inspect(conn).get_table_names()) >= FIRST_TABLES:
             command.stamp(cfg, FIRST)  # tables made by create_all before migrations existed
         command.upgrade(cfg, revision)
 

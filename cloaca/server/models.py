@@ -93,6 +93,16 @@ class WorkflowDeleted(_Out):
     version: str
 
 
+class WorkflowPaused(_Out):
+    """`POST .../workflows/{name}/pause` and `/resume`: the workflow's state afterwards."""
+
+    id: str
+    name: str
+    tenant_id: str
+    paused: bool
+    status: str
+
+
 class ExecuteRequest(BaseModel):
     """``{"context": {...}}`` or ``{}``."""
 

@@ -57,6 +57,24 @@ def test_package_and_workflow_commands(cli, example_archive: Path) -> None:  # t
     assert shown.returncode == 0 and "generate-report" in shown.stdout
 
 
+def test_workflow_pause_and_resume(cli, example_archive: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("package", "upload", str(example_archive)).returncode == 0
+    paused = _json(cli("workflow", "pause", WF, "-o", "json"))
+    assert (paused["name"], paused["paused"], paused["status"]) == (WF, True, "paused")
+    assert [w["paused"] for w in _json(cli("workflow", "list", "-o", "json"))] == [True]
+    refused = cli("workflow", "run", WF)
+    assert refused.returncode == 1 and "workflow_paused" in refused.stderr
+    reader = _json(cli("key", "create", "cli-pause-reader", "--role", "read", "-o", "json"))
+    denied = cli("workflow", "resume", WF, key=reader["key"])
+    assert denied.returncode == 1 and "insufficient_permissions" in denied.stderr
+    resumed = _json(cli("workflow", "resume", WF, "-o", "json"))
+    assert (resumed["paused"], resumed["status"]) == (False, "resumed")
+    assert cli("workflow", "resume", WF, "-o", "id").stdout.strip() == WF  # idempotent
+    assert [w["paused"] for w in _json(cli("workflow", "list", "-o", "json"))] == [False]
+    missing = cli("workflow", "pause", "no-such-workflow")
+    assert missing.returncode == 1 and "workflow_not_found" in missing.stderr
+
+
 def test_run_wait_status_and_events(cli, example_archive: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cli("package", "upload", str(example_archive))
     ctx_file = tmp_path / "ctx.json"

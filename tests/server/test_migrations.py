@@ -88,6 +88,35 @@ def test_reopening_runs_no_ddl_and_keeps_the_data(db_url: str) -> None:
         again.close()
 
 
+def test_upgrading_from_s0001_adds_the_workflow_pauses_table(db_url: str) -> None:
+    store = Store(db_url, migrate=False, pool_size=1)
+    try:
+        migrate.upgrade(store, "s0001")
+        assert _revision(store) == "s0001"
+        assert "cloacina_workflow_pauses" not in inspect(store.engine).get_table_names()
+        with store.write() as conn:
+            conn.execute(
+                text("INSERT INTO cloacina_tenants (name, created_at) VALUES ('old', 1.0)")
+            )
+        migrate.upgrade(store)
+        assert _revision(store) == migrate.HEAD == "s0002"
+        assert "cloacina_workflow_pauses" in inspect(store.engine).get_table_names()
+        assert _diff(store) == []
+    finally:
+        store.dispose()
+    db = ServerDB(db_url)
+    try:
+        assert [name for name, _ in db.list_tenants()] == ["old"]
+        assert not db.is_paused("old", "wf")
+        db.set_paused("old", "wf", True)
+        db.set_paused("old", "wf", True)  # idempotent
+        assert db.paused_workflows("old") == {"wf"}
+        db.remove_tenant("old")
+        assert db.paused_workflows("old") == set()
+    finally:
+        db.close()
+
+
 def test_tables_made_by_create_all_are_adopted(db_url: str) -> None:
     store = Store(db_url, migrate=False, pool_size=1)
     try:

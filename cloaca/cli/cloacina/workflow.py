@@ -1,4 +1,5 @@
-"""``cloacina workflow list | inspect NAME | run NAME [--context FILE|-] [--wait]``."""
+"""``cloacina workflow list | inspect NAME | run NAME [--context FILE|-] [--wait] | pause NAME |
+resume NAME``."""
 
 from __future__ import annotations
 
@@ -84,9 +85,23 @@ def cmd_run(ctx: Ctx, args: argparse.Namespace) -> int:
     return EXIT_OK if detail["status"] == "Completed" else EXIT_FAILED
 
 
+def cmd_pause(ctx: Ctx, args: argparse.Namespace) -> int:
+    """Pause a workflow: new executions are refused until it is resumed."""
+    done = ctx.client.post(ctx.t(f"/workflows/{quote(args.name, safe='')}/pause"), {})
+    ctx.emit(done, id_key="name")
+    return EXIT_OK
+
+
+def cmd_resume(ctx: Ctx, args: argparse.Namespace) -> int:
+    """Resume a paused workflow: new executions are accepted again."""
+    done = ctx.client.post(ctx.t(f"/workflows/{quote(args.name, safe='')}/resume"), {})
+    ctx.emit(done, id_key="name")
+    return EXIT_OK
+
+
 def register(sub: Any) -> None:
     """Add the ``workflow`` noun."""
-    noun = sub.add_parser("workflow", help="list, inspect and run workflows")
+    noun = sub.add_parser("workflow", help="list, inspect, run, pause and resume workflows")
     verbs = noun.add_subparsers(dest="verb", metavar="VERB", required=True)
     verbs.add_parser("list", help="list workflows").set_defaults(handler=cmd_list)
     inspect = verbs.add_parser("inspect", help="show a workflow and its tasks")
@@ -97,3 +112,9 @@ def register(sub: Any) -> None:
     run.add_argument("--context", metavar="FILE", help="input context: a JSON file, or - (stdin)")
     run.add_argument("--wait", action="store_true", help="wait for the end, showing progress")
     run.set_defaults(handler=cmd_run)
+    pause = verbs.add_parser("pause", help="refuse new executions of a workflow until resumed")
+    pause.add_argument("name")
+    pause.set_defaults(handler=cmd_pause)
+    resume = verbs.add_parser("resume", help="accept new executions of a paused workflow again")
+    resume.add_argument("name")
+    resume.set_defaults(handler=cmd_resume)

@@ -1,5 +1,5 @@
 """``/v1/tenants/{t}/workflows``: upload packages, list and inspect workflows, delete a
-package version, execute a workflow."""
+package version, execute a workflow, pause and resume a workflow."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from cloaca.server.models import (
     WorkflowDeleted,
     WorkflowDetail,
     WorkflowList,
+    WorkflowPaused,
     WorkflowUploaded,
 )
 from cloaca.server.upload import MULTIPART_BODY, read_upload
@@ -29,8 +30,8 @@ router = APIRouter(tags=["workflows"], responses=ERROR_RESPONSES)
 PREFIX = "/v1/tenants/{tenant_id}/workflows"
 
 
-def summary(row: PackageRow) -> dict[str, Any]:
-    """One item of the workflow list."""
+def summary(row: PackageRow, paused: bool = False) -> dict[str, Any]:
+    """One item of the workflow list; ``paused`` is whether its workflow is paused."""
     return {
         "id": row.id,
         "package_name": row.package_name,
@@ -41,7 +42,7 @@ def summary(row: PackageRow) -> dict[str, Any]:
         "created_at": datetime.fromtimestamp(row.created_at, UTC)
         .isoformat()
         .replace("+00:00", "Z"),
-        "paused": False,
+        "paused": paused,
     }
 
 
@@ -75,8 +76,11 @@ def list_workflows(
     tenant_id: str, request: Request, _: Principal = Depends(tenant_role("read"))
 ) -> dict[str, Any]:
     """Every package version of the tenant."""
-    rows = state_of(request).db.list_packages(tenant_id)
-    return {"tenant_id": tenant_id, "total": len(rows), "items": [summary(r) for r in rows]}
+    db = state_of(request).db
+    rows = db.list_packages(tenant_id)
+    paused = db.paused_workflows(tenant_id)
+    items = [summary(r, r.package_name in paused) for r in rows]
+    return {"tenant_id": tenant_id, "total": len(rows), "items": items}
 
 
 @router.get(PREFIX + "/{name}", response_model=WorkflowDetail)
@@ -99,7 +103,7 @@ def get_workflow(
         for t in row.manifest.get("tasks", [])
     ]
     return {
-        **summary(row),
+        **summary(row, state.db.is_paused(tenant_id, row.package_name)),
         "tenant_id": tenant_id,
         "build_status": "failed" if error else "success",
         "build_error": error,
@@ -135,12 +139,19 @@ async def execute_workflow(
     body: ExecuteRequest | None = Body(None),
     _: Principal = Depends(tenant_role("write")),
 ) -> JSONResponse:
-    """Start an execution with ``context`` as its input; answers at once (202)."""
+    """Start an execution with ``context`` as its input; answers at once (202). Refused with
+    409 ``workflow_paused`` while the workflow is paused."""
     state = state_of(request)
     runtime = await run_in_threadpool(state.tenants.runtime, tenant_id)
     active = runtime.active(name)
     if active is None:
         raise not_found(request, tenant_id, name)
+    if await run_in_threadpool(state.db.is_paused, tenant_id, name):
+        raise ApiError(
+            f"workflow {name!r} is paused; resume it to run it",
+            status=409,
+            code="workflow_paused",
+        )
     if active.workflow is None:
         raise ApiError(
             f"workflow {name!r} cannot run: {active.build_error}",
@@ -165,3 +176,36 @@ async def execute_workflow(
         "status": "scheduled",
     }
     return JSONResponse(body_out, status_code=202)
+
+
+def set_paused(request: Request, tenant_id: str, name: str, paused: bool) -> dict[str, Any]:
+    """Persist the paused flag of workflow ``name`` (404 ``workflow_not_found``)."""
+    state = state_of(request)
+    row = state.db.find_package(tenant_id, name=name)
+    if row is None:
+        raise not_found(request, tenant_id, name)
+    state.db.set_paused(tenant_id, row.package_name, paused)
+    return {
+        "id": row.id,
+        "name": name,
+        "tenant_id": tenant_id,
+        "paused": paused,
+        "status": "paused" if paused else "resumed",
+    }
+
+
+@router.post(PREFIX + "/{name}/pause", response_model=WorkflowPaused)
+def pause_workflow(
+    tenant_id: str, name: str, request: Request, _: Principal = Depends(tenant_role("write"))
+) -> dict[str, Any]:
+    """Pause a workflow: new executions are refused (409 ``workflow_paused``) until it is
+    resumed; executions already started go on. Idempotent; kept across restarts."""
+    return set_paused(request, tenant_id, name, True)
+
+
+@router.post(PREFIX + "/{name}/resume", response_model=WorkflowPaused)
+def resume_workflow(
+    tenant_id: str, name: str, request: Request, _: Principal = Depends(tenant_role("write"))
+) -> dict[str, Any]:
+    """Resume a paused workflow: new executions are accepted again. Idempotent."""
+    return set_paused(request, tenant_id, name, False)
