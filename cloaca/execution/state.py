@@ -26,6 +26,7 @@ from cloaca.execution.result import COMPLETED, FAILED, PENDING, RUNNING, SKIPPED
 from cloaca.task import TaskHandle, TaskSpec
 
 if TYPE_CHECKING:
+    from cloaca.dag import Dag
     from cloaca.workflow import Workflow
 
 log = logging.getLogger("cloaca.execution")
@@ -47,6 +48,35 @@ def to_task_error(task_id: str, exc: BaseException) -> TaskExecutionError:
         error_type=type(exc).__name__,
         traceback="".join(traceback.format_exception(exc)),
     )
+
+
+def merged_input(
+    dag: Dag,
+    node: str,
+    initial: dict[str, Any],
+    outputs: Mapping[str, dict[str, Any]],
+    records: Mapping[str, TaskResult],
+) -> dict[str, Any]:
+    """The context ``node`` receives (see the module docstring).
+
+    ``records`` holds the selected tasks (only they count as dependencies); ``outputs`` the full
+    output of finished ones, used as is for a single dependency. Shared by the scheduler and by
+    the durable runner when it rebuilds a resumed execution's writes.
+    """
+    deps = [d for d in dag.deps[node] if d in records]
+    if not deps:
+        return initial
+    if len(deps) == 1 and deps[0] in outputs:
+        return outputs[deps[0]]
+    merged = dict(initial)
+    done = [a for a in dag.ancestors(node) if a in records]
+    for anc in sorted(done, key=dag.index.__getitem__):
+        rec = records[anc]
+        if rec.status == COMPLETED:
+            merged.update(rec.delta)
+            for key in rec.removed:
+                merged.pop(key, None)
+    return merged
 
 
 class RunState:
@@ -105,20 +135,7 @@ class RunState:
 
     def input_for(self, node: str) -> dict[str, Any]:
         """The context ``node`` receives: the initial one plus its upstream writes, in order."""
-        deps = [d for d in self.dag.deps[node] if d in self.records]
-        if not deps:
-            return self.initial
-        if len(deps) == 1 and deps[0] in self.outputs:
-            return self.outputs[deps[0]]
-        merged = dict(self.initial)
-        done = [a for a in self.dag.ancestors(node) if a in self.records]
-        for anc in sorted(done, key=self.dag.index.__getitem__):
-            rec = self.records[anc]
-            if rec.status == COMPLETED:
-                merged.update(rec.delta)
-                for key in rec.removed:
-                    merged.pop(key, None)
-        return merged
+        return merged_input(self.dag, node, self.initial, self.outputs, self.records)
 
     def timeout_of(self, spec: TaskSpec) -> float | None:
         """The task's own timeout, else the run's default (None: no limit)."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from cloaca.errors import TaskExecutionError
 from cloaca.execution.result import COMPLETED, FAILED, RUNNING, SKIPPED, TaskResult
+from cloaca.execution.state import merged_input
 from cloaca.retry import RetryPolicy
 from cloaca.workflow import Workflow
 
@@ -63,22 +64,11 @@ def plan_resume(
     outputs: dict[str, dict[str, Any]] = {}
     replaced = {}
 
+    # pending placeholders: selected tasks count as dependencies before their records exist
+    records: dict[str, TaskResult] = {n: TaskResult(n) for n in selected}
+
     def input_for(node: str) -> dict[str, Any]:
-        deps = [d for d in dag.deps[node] if d in selected]
-        if not deps:
-            return initial
-        if len(deps) == 1 and deps[0] in outputs:
-            return outputs[deps[0]]
-        merged = dict(initial)
-        for anc in sorted(
-            (a for a in dag.ancestors(node) if a in selected), key=dag.index.__getitem__
-        ):
-            rec = plan.completed.get(anc)
-            if rec is not None and rec.status == COMPLETED:
-                merged.update(rec.delta)
-                for key in rec.removed:
-                    merged.pop(key, None)
-        return merged
+        return merged_input(dag, node, initial, outputs, records)
 
     for node in dag.order:
         row = rows.get(node)
@@ -91,10 +81,10 @@ def plan_resume(
             rec = task_result_from_row(row)
             rec.delta = {k: v for k, v in out.items() if k not in inp or inp[k] != v}
             rec.removed = tuple(k for k in inp if k not in out)
-            plan.completed[node] = rec
+            plan.completed[node] = records[node] = rec
             outputs[node] = out
         elif status == SKIPPED and row["skip_reason"] == TRIGGER_RULE_FALSE:
-            plan.completed[node] = task_result_from_row(row)
+            plan.completed[node] = records[node] = task_result_from_row(row)
             outputs[node] = input_for(node)
         elif status in (RUNNING, FAILED):
             spec, prior = workflow.tasks[node], int(row["attempts"] or 0)
