@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cloaca.context import Context, task_output
@@ -54,16 +54,16 @@ class _Run(LanesMixin):
     async def call(self, node: str, spec: TaskSpec, ctx: Context) -> Any:
         handle = self.make_handle(node) if spec.accepts_handle else None
         timeout = self.timeout_of(spec)
+        pending: Awaitable[Any]  # the task's coroutine, or its call on the thread pool
         if spec.is_async and self.caller is None:
-            coro = spec.fn(ctx, handle) if spec.accepts_handle else spec.fn(ctx)
+            pending = spec.fn(ctx, handle) if spec.accepts_handle else spec.fn(ctx)
         else:
             assert self.loop is not None
-            fut = self.loop.run_in_executor(POOL, self.call_sync, node, spec, ctx, handle)
-            coro = fut
+            pending = self.loop.run_in_executor(POOL, self.call_sync, node, spec, ctx, handle)
         try:
             if timeout is None:
-                return await coro
-            return await asyncio.wait_for(coro, timeout)
+                return await pending
+            return await asyncio.wait_for(pending, timeout)
         except TimeoutError as exc:
             raise TaskTimeoutError(
                 "timed out", task_id=node, error_type="TaskTimeoutError", timeout_seconds=timeout
