@@ -137,24 +137,25 @@ def run(
 
     thread = threading.Thread(target=target, name="cloaca-nb-run", daemon=True)
     thread.start()
+
+    def apply_until_done() -> None:
+        while (item := events.get()) is not _DONE:
+            for widget in widgets:
+                widget.apply_event(item)
+
     try:
-        while (item := events.get()) is not _DONE:
-            for widget in widgets:
-                widget.apply_event(item)
+        apply_until_done()
     except KeyboardInterrupt:
-        # Ctrl-C / "interrupt kernel": cancel the run and show where it stopped, then re-raise
+        # Ctrl-C / "interrupt kernel": cancel the run, show where it stopped, then re-raise
         canceller.cancel()
-        while (item := events.get()) is not _DONE:
-            for widget in widgets:
-                widget.apply_event(item)
-        thread.join()
+        apply_until_done()
         for widget in widgets:
             widget.interrupt_run()
-            widget.finish_run()
         raise
-    thread.join()
-    for widget in widgets:
-        widget.finish_run()
+    finally:
+        thread.join()
+        for widget in widgets:
+            widget.finish_run()
     if isinstance(box[0], BaseException):
         raise box[0]
     return _wrap(session, box[0], filenames)
