@@ -197,19 +197,20 @@ _HANDLE_BY_CODE: dict[Any, bool] = {}  # code object -> accepts a TaskHandle (si
 
 def _check_signature(fn: Callable[..., Any], task_id: str) -> bool:
     code = getattr(fn, "__code__", None)
-    cached = _HANDLE_BY_CODE.get(code) if code is not None and not _has_defaults(fn) else None
+    # defaults live on the function, not the code object: only cache when there are none
+    key = code if code is not None and not _has_defaults(fn) else None
+    cached = _HANDLE_BY_CODE.get(key) if key is not None else None
     if cached is not None:
         return cached
     accepts = _inspect_signature(fn, task_id)
-    if code is not None and not _has_defaults(fn):
+    if key is not None:
         if len(_HANDLE_BY_CODE) > 4096:  # notebooks redefine tasks endlessly: stay bounded
             _HANDLE_BY_CODE.clear()
-        _HANDLE_BY_CODE[code] = accepts
+        _HANDLE_BY_CODE[key] = accepts
     return accepts
 
 
 def _has_defaults(fn: Callable[..., Any]) -> bool:
-    # defaults live on the function, not the code object: only cache when there are none
     return bool(getattr(fn, "__defaults__", None) or getattr(fn, "__kwdefaults__", None))
 
 
