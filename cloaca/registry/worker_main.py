@@ -107,7 +107,7 @@ class PythonTasks:
     def callback(self, request: dict[str, Any]) -> None:
         """Run an ``on_success``/``on_failure`` callback named by ``request["function"]``."""
         from cloaca.context import Context
-        from cloaca.errors import TaskExecutionError
+        from cloaca.errors import TaskExecutionError, TaskTimeoutError
 
         fn = self.resolve(request["function"])
         ctx = Context._trusted(request["context"])
@@ -115,12 +115,18 @@ class PythonTasks:
         if failure is None:
             fn(request["task_id"], ctx)
             return
-        error = TaskExecutionError(
-            failure.get("message", ""),
-            task_id=request["task_id"],
-            error_type=failure.get("error_type"),
-            traceback=failure.get("traceback"),
-        )
+        fields: dict[str, Any] = {
+            "task_id": request["task_id"],
+            "error_type": failure.get("error_type"),
+            "traceback": failure.get("traceback"),
+        }
+        error: TaskExecutionError
+        if failure.get("class") == "TaskTimeoutError":  # the error class the engine gave
+            error = TaskTimeoutError(
+                failure.get("message", ""), timeout_seconds=failure.get("timeout_seconds"), **fields
+            )
+        else:
+            error = TaskExecutionError(failure.get("message", ""), **fields)
         fn(request["task_id"], error, ctx)
 
     def __call__(self, task: str, ref: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -151,6 +151,8 @@ class WorkerPool:
         }
         if error is not None:
             message["error"] = {
+                "class": type(error).__name__,
+                "timeout_seconds": getattr(error, "timeout_seconds", None),
                 "error_type": error.error_type,
                 "message": error.message,
                 "traceback": error.traceback,
