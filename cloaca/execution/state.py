@@ -263,7 +263,9 @@ async def _await_callback(fn: Callable[..., Any], task_id: str, pending: Awaitab
     try:
         await pending
     except Exception:
-        log.exception("callback %s for task %r raised; ignored", getattr(fn, "__name__", fn), task_id)
+        log.exception(
+            "callback %s for task %r raised; ignored", getattr(fn, "__name__", fn), task_id
+        )
 
 
 def initial_dict(context: Context | Mapping[str, Any] | None) -> dict[str, Any]:

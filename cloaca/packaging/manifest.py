@@ -29,7 +29,8 @@ TASK_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
 DEPENDENCY_PATTERN = r"^(?:[A-Za-z0-9_.\-]{1,214}::)?[A-Za-z0-9_.\-]{1,128}$"
 FORMAT_VERSION = "2"
 #: ``"package.module:function"`` (a dotted attribute path after the colon is allowed)
-REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+REF_PATTERN = rf"^{_DOTTED}:{_DOTTED}$"
 
 
 class _Strict(BaseModel):

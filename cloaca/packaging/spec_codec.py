@@ -67,7 +67,7 @@ def import_ref(ref: str) -> Callable[..., Any]:
     obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _default_resolver(field: str, ref: str) -> Callable[..., Any]:
@@ -95,7 +95,9 @@ def callable_ref(
         ``obj`` is a lambda, a nested function (closure), not a plain function, defined in
         ``__main__`` with no rename, or not reachable under its own module and name.
     """
-    given = getattr(obj, "__cloaca_ref__", None) or (obj.ref if isinstance(obj, FunctionRef) else None)
+    given = getattr(obj, "__cloaca_ref__", None) or (
+        obj.ref if isinstance(obj, FunctionRef) else None
+    )
     if isinstance(given, str):
         return given
     todo = (
@@ -137,7 +139,7 @@ def callable_ref(
     if target == module:  # the reference must lead back to this very object
         try:
             found: Any = import_ref(f"{module}:{qualname}")
-        except Exception:  # noqa: BLE001 - any import problem means "not importable"
+        except Exception:  # any import problem means "not importable"
             found = None
         if found is not obj:
             raise TaskOptionError(
@@ -241,7 +243,7 @@ def rules_to_json(rules: Condition, task_id: str) -> dict[str, Any]:
             task_id=task_id,
             field="trigger_rules",
         )
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)
 
 
 # ----------------------------------------------------------------------------- whole task

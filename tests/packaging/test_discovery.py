@@ -190,7 +190,9 @@ def test_reads_the_whole_retry_policy_rules_and_callbacks(make_project: MakeProj
     assert b.retry is not None
     assert (b.retries, b.retry.backoff, b.retry.multiplier) == (2, "linear", 1.5)
     assert b.retry.initial_delay_seconds == 0.25
-    assert b.retry.condition.kind == "error_types" and b.retry.condition.values == ["ConnectionError"]
+    assert b.retry.condition.kind == "error_types" and b.retry.condition.values == [
+        "ConnectionError"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -205,7 +207,9 @@ def test_lambda_callback_is_a_task_option_error(
 ) -> None:
     from cloaca.errors import TaskOptionError
 
-    source = f"from cloaca import task\n\n@task({option}=lambda *a: None)\ndef job(context):\n    pass\n"
+    source = (
+        f"from cloaca import task\n\n@task({option}=lambda *a: None)\ndef job(context):\n    pass\n"
+    )
     with pytest.raises(TaskOptionError, match=match) as info:
         _discover(make_project, {"fixture_pkg/tasks.py": source})
     assert (info.value.task_id, info.value.field) == ("job", option)

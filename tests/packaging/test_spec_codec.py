@@ -68,7 +68,9 @@ backoffs = st.one_of(
     st.floats(0, 10).map(BackoffStrategy.exponential),
 )
 conditions = st.one_of(
-    st.sampled_from([RetryCondition.all(), RetryCondition.never(), RetryCondition.transient_only()]),
+    st.sampled_from(
+        [RetryCondition.all(), RetryCondition.never(), RetryCondition.transient_only()]
+    ),
     st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=3).map(RetryCondition.pattern),
     st.lists(st.sampled_from(["KeyError", "OSError"]), min_size=1).map(RetryCondition.error_types),
 )

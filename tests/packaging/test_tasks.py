@@ -36,7 +36,10 @@ def test_table_declares_retry_policy_trigger_rules_and_callbacks() -> None:
     }
     (a,) = merge_tasks([_t("a")], {"a": table})
     assert a.retries == 2  # derived from retry.max_attempts
-    assert a.retry is not None and (a.retry.backoff, a.retry.initial_delay_seconds) == ("fixed", 0.2)
+    assert a.retry is not None and (a.retry.backoff, a.retry.initial_delay_seconds) == (
+        "fixed",
+        0.2,
+    )
     assert a.trigger_rules is not None and a.trigger_rules.model_dump()["op"] == "Exists"
     assert (a.timeout_seconds, a.on_failure) == (0.75, "m.hooks:alert")
 

@@ -12,6 +12,7 @@ spacing must agree.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
 import subprocess
@@ -102,7 +103,7 @@ def _outcome(result: ExecutionResult) -> dict[str, tuple[Any, ...]]:
 
 def _gaps(state: Path, name: str) -> list[float]:
     times = [float(t) for t in (state / f"{name}.attempts").read_text().split()]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def _effects(state: Path) -> dict[str, Any]:
@@ -147,8 +148,11 @@ def test_in_process_and_packaged_runs_agree(
     # callbacks ran with the same arguments: task id, error (type, task), context
     effects = {
         "flaky.success": {"attempts": 3},
-        "slow.failure": {"type": "TaskTimeoutError", "error_type": "TaskTimeoutError",
-                         "task_id": "slow"},  # fmt: skip
+        "slow.failure": {
+            "type": "TaskTimeoutError",
+            "error_type": "TaskTimeoutError",
+            "task_id": "slow",
+        },
     }
     assert _effects(tmp_path / "local") == effects
     assert _effects(tmp_path / "packaged") == effects
