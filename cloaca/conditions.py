@@ -101,3 +101,33 @@ def any_of(*conditions: Condition) -> Condition:
 def none_of(*conditions: Condition) -> Condition:
     """True when no rule is true."""
     return _Combined(tuple(conditions), "none_of")
+
+
+def condition_from_dict(data: Any) -> Condition:
+    """Rebuild a rule from :meth:`Condition.to_dict` output (the manifest's ``trigger_rules``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``type`` or operator, or a malformed node (naming what is wrong).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"a trigger rule must be an object, got {type(data).__name__}")
+    kind = data.get("type")
+    if kind == "context_value":
+        extra = set(data) - {"type", "key", "op", "value"}
+        if extra or not isinstance(data.get("key"), str):
+            raise ValueError(
+                "a context_value rule has exactly 'type', 'key' (a string), 'op' and 'value'"
+                + (f"; unknown field(s) {sorted(extra)}" if extra else "")
+            )
+        return ContextValue(data["key"], data.get("op", ""), data.get("value"))
+    if kind in ("all_of", "any_of", "none_of"):
+        extra = set(data) - {"type", "conditions"}
+        children = data.get("conditions")
+        if extra or not isinstance(children, list):
+            raise ValueError(f"an {kind} rule has exactly 'type' and 'conditions' (a list)")
+        return _Combined(tuple(condition_from_dict(c) for c in children), kind)
+    raise ValueError(
+        f"unknown trigger rule type {kind!r}; use context_value, all_of, any_of or none_of"
+    )

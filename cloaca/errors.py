@@ -24,7 +24,8 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │   ├── ManifestError            (field)
     │   ├── UnsafeArchiveError       (member)
     │   ├── IncompatibleTargetError  (target, host)
-    │   └── BuildError               (project)
+    │   └── BuildError               (path)
+    │       └── TaskOptionError      (task_id, field)  a task option the manifest cannot carry
     ├── WorkerError                  (package)      a worker process died or misbehaved
     ├── StorageError                 (url)          the runner's database could not be used
     ├── ExecutorError                (address)      a remote executor (Dask) is misconfigured
@@ -301,6 +302,19 @@ class IncompatibleTargetError(PackageError):
 
 class BuildError(PackageError):
     """``cloaca build`` failed for the project at ``path``."""
+
+
+class TaskOptionError(BuildError):
+    """Option ``field`` of task ``task_id`` cannot be written into a manifest (a lambda, a
+    closure, an object not importable by reference ...); the message says what to do instead."""
+
+    _fields: tuple[str, ...] = ("message", "path", "task_id", "field")
+    task_id: str | None
+    field: str | None
+
+    def describe(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{where}task {self.task_id!r}, option {self.field}: {self.message}"
 
 
 class WorkerError(CloacaError):

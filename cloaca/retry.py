@@ -57,7 +57,8 @@ class BackoffStrategy:
 
 @dataclass(frozen=True)
 class RetryCondition:
-    """Which failures are retried: ``all``, ``never``, ``transient`` or message ``patterns``."""
+    """Which failures are retried: ``all``, ``never``, ``transient``, message ``patterns`` or
+    ``error_types`` (exception type names, e.g. ``["ConnectionError"]``)."""
 
     kind: str = "all"
     patterns: tuple[str, ...] = ()
@@ -82,6 +83,11 @@ class RetryCondition:
         """Retry when the error message contains one of ``patterns``."""
         return RetryCondition("patterns", tuple(patterns))
 
+    @staticmethod
+    def error_types(names: list[str] | tuple[str, ...]) -> RetryCondition:
+        """Retry when the error's type name is one of ``names`` (e.g. ``"ConnectionError"``)."""
+        return RetryCondition("error_types", tuple(names))
+
     def matches(self, error_type: str, message: str) -> bool:
         """Tell whether an error of ``error_type`` with ``message`` should be retried."""
         if self.kind == "all":
@@ -91,6 +97,8 @@ class RetryCondition:
         if self.kind == "transient":
             low = message.lower()
             return error_type in _TRANSIENT_TYPES or any(w in low for w in _TRANSIENT_WORDS)
+        if self.kind == "error_types":
+            return error_type in self.patterns
         return any(p in message for p in self.patterns)
 
 

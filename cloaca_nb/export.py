@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloaca.packaging import spec_to_entry
 from cloaca_nb.analysis import Statement, needed_statements
 from cloaca_nb.errors import ExportError
 from cloaca_nb.session import NotebookSession
@@ -132,14 +133,21 @@ def export_project(
         Nothing to export, or the DAG is invalid.
     UnresolvedNameError
         A task needs a name no cell defines.
+    TaskOptionError
+        A task option the manifest cannot carry (a lambda or closure callback ...).
     ExportError
         A task is not a top-level ``def`` or an import is not installed.
     """
     session.workflow()  # the DAG must be valid before exporting it
     ids = list(task_ids or session.task_ids())
-    statements = needed_statements(session, ids)
     name = name or "notebook-tasks"
     module = module or re.sub(r"\W", "_", name.replace("-", "_")).lower()
+    # every option must be carriable before anything is written (a lambda callback, say):
+    # the engine's one converter says so, with the cells' functions renamed into the module
+    specs = session.specs()
+    for task_id in ids:
+        spec_to_entry(specs[task_id], modules={"__main__": f"{module}.tasks"})
+    statements = needed_statements(session, ids)
     pins, local = requirements(statements)
     root = Path(project_dir)
     package = root / "src" / module

@@ -11,6 +11,7 @@ within a level). The final context applies every completed task's writes in that
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 import traceback
@@ -133,6 +134,16 @@ class RunState:
         except Exception:  # a broken listener must not break the run
             log.exception("event callback failed for %s %s", kind, task_id)
 
+    def callback(self, fn: Callable[..., Any], node: str, *args: Any) -> None:
+        """Call an ``on_success``/``on_failure`` callback; an exception is logged, never raised.
+
+        A callback returning an awaitable (a packaged task's callback, which runs in the task's
+        worker) is awaited before the run ends, like an async event listener.
+        """
+        out = _callback(fn, node, *args)
+        if out is not None and inspect.isawaitable(out):
+            self.pending_events.append(asyncio.ensure_future(_await_callback(fn, node, out)))
+
     def input_for(self, node: str) -> dict[str, Any]:
         """The context ``node`` receives: the initial one plus its upstream writes, in order."""
         return merged_input(self.dag, node, self.initial, self.outputs, self.records)
@@ -174,7 +185,7 @@ class RunState:
         self.outputs[node] = out
         self.emit(ev.TASK_COMPLETED, node, attempt=rec.attempts, duration=rec.duration, context=out)
         if spec.on_success is not None:
-            _callback(spec.on_success, node, Context._trusted(out))
+            self.callback(spec.on_success, node, Context._trusted(out))
         for child in self.dag.dependents[node]:
             if child in self.records:
                 self.remaining[child] -= 1
@@ -194,7 +205,7 @@ class RunState:
             error_type=err.error_type,
         )
         if spec.on_failure is not None:
-            _callback(spec.on_failure, node, err, Context._trusted(dict(inp)))
+            self.callback(spec.on_failure, node, err, Context._trusted(dict(inp)))
         self.finish(node)
 
     def begin(self, node: str) -> dict[str, Any] | None:
@@ -238,12 +249,22 @@ def _apply(inp: dict[str, Any], rec: TaskResult) -> dict[str, Any]:
     return out
 
 
-def _callback(fn: Callable[..., Any], *args: Any) -> None:
+def _callback(fn: Callable[..., Any], *args: Any) -> Any:
     try:
-        fn(*args)
+        return fn(*args)
     except Exception:
         log.exception(
             "callback %s for task %r raised; ignored", getattr(fn, "__name__", fn), args[0]
+        )
+        return None
+
+
+async def _await_callback(fn: Callable[..., Any], task_id: str, pending: Awaitable[Any]) -> None:
+    try:
+        await pending
+    except Exception:
+        log.exception(
+            "callback %s for task %r raised; ignored", getattr(fn, "__name__", fn), task_id
         )
 
 

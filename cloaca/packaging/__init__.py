@@ -1,7 +1,8 @@
 """Package format and builder: manifest model, targets, discovery, lock/vendor, archives.
 
 ``build_package`` is the library form of ``cloaca build``; ``plan_build`` checks a project
-without building it. They are imported on first use, so the loader's ``import
+without building it; ``spec_to_entry``/``entry_to_spec`` are the one converter between a live
+task spec and a manifest task entry. They are imported on first use, so the loader's ``import
 cloaca.packaging.manifest`` stays light.
 """
 
@@ -13,6 +14,7 @@ from cloaca._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from cloaca.packaging.builder import BuildPlan, BuiltPackage, build_package, plan_build
+    from cloaca.packaging.spec_codec import entry_to_spec, spec_to_entry
     from cloaca.packaging.targets import TARGETS
 
 _LAZY = {
@@ -21,10 +23,20 @@ _LAZY = {
     "build_package": "cloaca.packaging.builder",
     "plan_build": "cloaca.packaging.builder",
     "TARGETS": "cloaca.packaging.targets",
+    "entry_to_spec": "cloaca.packaging.spec_codec",
+    "spec_to_entry": "cloaca.packaging.spec_codec",
 }
 
 
 __getattr__ = lazy_getattr(globals(), _LAZY)
 
 
-__all__ = ["TARGETS", "BuildPlan", "BuiltPackage", "build_package", "plan_build"]
+__all__ = [
+    "TARGETS",
+    "BuildPlan",
+    "BuiltPackage",
+    "build_package",
+    "entry_to_spec",
+    "plan_build",
+    "spec_to_entry",
+]

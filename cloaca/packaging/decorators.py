@@ -1,39 +1,68 @@
-"""Reading one ``@task(...)`` decorator's arguments statically (see :mod:`.discovery`).
+"""Reading one ``@task(...)`` decorator statically into a manifest entry (see :mod:`.discovery`).
 
-The manifest fields must be literals in the decorator (dependencies may also be names of other
-``@task`` functions of the project); anything else is a :class:`~cloaca.errors.BuildError` that
-points at ``[tool.cloaca.tasks]``. Supported retry forms: ``retry_attempts=N``,
-``retry=RetryPolicy.default()``, ``retry=RetryPolicy.none()``,
-``retry=RetryPolicy(max_attempts=N)``.
+The decorator's arguments are evaluated without importing the project
+(:mod:`.static_eval`: literals, the engine's declarative helpers, names of module-level
+functions), handed to :func:`cloaca.task.make_spec` — the very checks ``@task`` runs — and the
+resulting :class:`~cloaca.task.TaskSpec` is written by the one converter,
+:func:`cloaca.packaging.spec_codec.spec_to_entry`. Anything that is not static is a
+:class:`~cloaca.errors.BuildError` pointing at ``[tool.cloaca.tasks]``; a lambda or another
+option the manifest cannot carry is a :class:`~cloaca.errors.TaskOptionError`.
 """
 
 from __future__ import annotations
 
 import ast
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloaca.errors import BuildError
+from cloaca.errors import BuildError, TaskDefinitionError, TaskOptionError
+from cloaca.packaging.manifest import TaskEntry
+from cloaca.packaging.spec_codec import spec_to_entry
+from cloaca.packaging.static_eval import IsLambda, NotStatic, evaluate
+from cloaca.task import make_spec
+
+#: ``@task`` keyword -> the manifest field it sets
+OPTION_FIELDS: dict[str, tuple[str, ...]] = {
+    "retry": ("retries", "retry"),
+    "retry_attempts": ("retries", "retry"),
+    "retry_backoff": ("retry",),
+    "retry_delay_ms": ("retry",),
+    "retry_max_delay_ms": ("retry",),
+    "retry_condition": ("retry",),
+    "retry_jitter": ("retry",),
+    "timeout_seconds": ("timeout_seconds",),
+    "trigger_rules": ("trigger_rules",),
+    "on_success": ("on_success",),
+    "on_failure": ("on_failure",),
+}
 
 
 @dataclass(frozen=True)
 class DiscoveredTask:
-    """A task read from a decorator.
+    """A task read from a decorator: its manifest entry, as the one converter writes it.
 
     ``explicit`` names the manifest fields the decorator set itself (a docstring description is
     not explicit); ``location`` is ``file:line`` for error messages.
     """
 
-    id: str
-    function: str
-    dependencies: tuple[str, ...] = ()
-    description: str | None = None
-    retries: int = 0
-    timeout_seconds: int | None = None
+    entry: TaskEntry
     explicit: frozenset[str] = frozenset()
     location: str = ""
+
+    @property
+    def id(self) -> str:
+        """The task id."""
+        return self.entry.id
+
+    @property
+    def function(self) -> str:
+        """``"module.path:function_name"``."""
+        return self.entry.function
+
+
+def _placeholder(context: Any) -> Any:  # stands for the task function, which is never imported
+    return context
 
 
 @dataclass
@@ -103,7 +132,7 @@ def read_task(
     deco: ast.expr,
     ids: dict[tuple[str, str], str],
 ) -> DiscoveredTask:
-    """Read the manifest fields of one decorated function.
+    """Read one decorated function into its manifest entry.
 
     Parameters
     ----------
@@ -116,9 +145,13 @@ def read_task(
     Raises
     ------
     BuildError
-        For an argument that is not a literal (naming the task, file and line).
+        An argument that is not static, an unknown option, or an option ``@task`` itself would
+        refuse (naming the task, file and line).
+    TaskOptionError
+        An option the manifest cannot carry (a lambda callback, say).
     """
     task_id = ids[(mod.name, fn.name)]
+    where = _where(mod, fn)
     kw = kwargs_of(deco)
     explicit: set[str] = set()
     deps: list[str] = []
@@ -135,29 +168,65 @@ def read_task(
         if value is not None and not isinstance(value, str):
             raise _not_literal(mod, fn, task_id, "description=", kw["description"])
         description = value
-    retries = _retries(mod, fn, task_id, kw)
-    if retries is not None:
-        explicit.add("retries")
-    timeout: int | None = None
-    if "timeout_seconds" in kw:
-        value = _literal(kw["timeout_seconds"])
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise _not_literal(
-                    mod, fn, task_id, "timeout_seconds= (> 0)", kw["timeout_seconds"]
-                )
-            timeout = math.ceil(value)  # the manifest stores whole seconds
-            explicit.add("timeout_seconds")
-    return DiscoveredTask(
-        id=task_id,
-        function=f"{mod.name}:{fn.name}",
-        dependencies=tuple(dict.fromkeys(deps)),
-        description=description or None,
-        retries=retries or 0,
-        timeout_seconds=timeout,
-        explicit=frozenset(explicit),
-        location=_where(mod, fn),
-    )
+    functions = {
+        n.name for n in mod.tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    options: dict[str, Any] = {}
+    for name, node in kw.items():
+        if name in ("id", "dependencies", "description"):
+            continue
+        if name not in OPTION_FIELDS:
+            raise BuildError(
+                f"task {task_id!r} ({_where(mod, node)}): unknown @task option {name!r}; "
+                f"known: id, dependencies, description, {', '.join(OPTION_FIELDS)}.",
+                path=str(mod.path),
+            )
+        try:
+            options[name] = evaluate(mod, node, functions)
+        except IsLambda:
+            raise TaskOptionError(
+                f"is a lambda ({_where(mod, node)}), which cannot be written into the manifest. "
+                f"Define a module-level function (`def name(...)`) and pass it: {name}=name.",
+                path=str(mod.path),
+                task_id=task_id,
+                field=name,
+            ) from None
+        except NotStatic:
+            if name in ("on_success", "on_failure") and isinstance(node, ast.Name):
+                raise TaskOptionError(
+                    f"{node.id!r} ({_where(mod, node)}) is not a module-level function of "
+                    f"{mod.name} nor an imported one (a nested function or a variable?), so it "
+                    "cannot be written into the manifest by reference. Define it with `def` at "
+                    "the top level of a project module.",
+                    path=str(mod.path),
+                    task_id=task_id,
+                    field=name,
+                ) from None
+            raise _not_literal(mod, fn, task_id, f"{name}=", node) from None
+        except (ValueError, TypeError) as exc:  # a helper refused its arguments
+            raise BuildError(
+                f"task {task_id!r} ({_where(mod, node)}): invalid {name}=: {exc}",
+                path=str(mod.path),
+            ) from exc
+        if options[name] is not None:
+            explicit.update(OPTION_FIELDS[name])
+    function = f"{mod.name}:{fn.name}"
+    try:
+        spec = make_spec(
+            _placeholder,
+            id=task_id,
+            dependencies=list(dict.fromkeys(deps)),
+            description=description or None,
+            **options,
+        )
+        entry = spec_to_entry(spec, function=function)
+    except TaskOptionError as exc:
+        raise TaskOptionError(
+            f"{exc.message} ({where})", path=str(mod.path), task_id=task_id, field=exc.field
+        ) from exc
+    except TaskDefinitionError as exc:
+        raise BuildError(f"{exc} ({where})", path=str(mod.path)) from exc
+    return DiscoveredTask(entry=entry, explicit=frozenset(explicit), location=where)
 
 
 def _dependency(
@@ -174,31 +243,3 @@ def _dependency(
         if key in ids:
             return ids[key]
     raise _not_literal(mod, fn, task_id, f"dependency {ast.unparse(node)!r}", node)
-
-
-def _retries(mod: ParsedModule, fn: ast.AST, task_id: str, kw: dict[str, ast.expr]) -> int | None:
-    if "retry_attempts" in kw:
-        value = _literal(kw["retry_attempts"])
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise _not_literal(
-                mod, fn, task_id, "retry_attempts= (an int >= 0)", kw["retry_attempts"]
-            )
-        return value
-    node = kw.get("retry")
-    if node is None or (isinstance(node, ast.Constant) and node.value is None):
-        return None
-    # RetryPolicy.default() / RetryPolicy.none() / RetryPolicy(max_attempts=N)
-    if isinstance(node, ast.Call):
-        name = ast.unparse(node.func).rsplit(".", 1)[-1]
-        if name == "default" and not node.args:
-            return 2
-        if name == "none" and not node.args:
-            return 0
-        attempts = {k.arg: k.value for k in node.keywords}.get("max_attempts")
-        if name == "RetryPolicy" and attempts is not None:
-            value = _literal(attempts)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-                return value - 1
-    raise _not_literal(mod, fn, task_id, "retry=", node)

@@ -2,10 +2,11 @@
 
 A package is built for targets other than the host, so its dependencies (pydantic-core for macOS,
 say) cannot be imported here. Discovery therefore parses the entry module, and every module of the
-project it imports, with :mod:`ast`, and reads the decorator arguments that end up in the manifest
-(``id``, ``dependencies``, ``description``, ``retry_attempts``/``retry``, ``timeout_seconds``).
-Those must be literals (or, for dependencies, names of other ``@task`` functions); anything else is
-a :class:`~cloaca.errors.BuildError` pointing at ``[tool.cloaca.tasks]``.
+project it imports, with :mod:`ast`, and reads every ``@task`` argument (:mod:`.decorators`
+turns each into a manifest entry through the one converter). Arguments must be static (literals,
+the engine's declarative helpers, names of module-level functions; for dependencies, names of other
+``@task`` functions); anything else is a :class:`~cloaca.errors.BuildError` pointing at
+``[tool.cloaca.tasks]``.
 """
 
 from __future__ import annotations

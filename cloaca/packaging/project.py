@@ -15,8 +15,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from cloaca.errors import BuildError
-
-_OVERRIDE_KEYS = ("dependencies", "description", "retries", "timeout_seconds")
+from cloaca.packaging.tasks import TABLE_KEYS as _OVERRIDE_KEYS
 
 
 @dataclass(frozen=True)

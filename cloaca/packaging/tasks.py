@@ -1,27 +1,40 @@
 """The package's task list: decorator findings merged with ``[tool.cloaca.tasks]``, then checked.
 
 ``[tool.cloaca.tasks]`` may fill in what a decorator leaves out (``@task`` with no arguments plus a
-table giving its dependencies) or repeat it; it may not contradict it. The merged graph is checked
-here (unique ids, known dependencies, no cycle) so a bad package is never written.
+table giving its dependencies, retry policy or callbacks) or repeat it; it may not contradict it.
+Table values use the manifest's JSON shape (``retry``, ``trigger_rules`` as tables, callbacks as
+``"module:function"`` strings). Each merged entry is checked by the rules ``@task`` enforces
+(through :func:`~cloaca.packaging.spec_codec.entry_to_spec`) and the graph by the engine's one
+validator, :func:`cloaca.dag.build_dag`, so a bad package is never written.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cloaca.errors import BuildError
-from cloaca.packaging.discovery import DiscoveredTask
-from cloaca.packaging.manifest import TaskEntry
+from pydantic import TypeAdapter, ValidationError
 
-_DEFAULTS: dict[str, Any] = {
-    "dependencies": (),
-    "description": None,
-    "retries": 0,
-    "timeout_seconds": None,
-}
+from cloaca.dag import build_dag
+from cloaca.errors import BuildError, TaskDefinitionError, WorkflowValidationError
+from cloaca.packaging.discovery import DiscoveredTask
+from cloaca.packaging.manifest import RetryEntry, TaskEntry, TriggerRule
+from cloaca.packaging.spec_codec import FunctionRef, entry_to_spec
+
+#: the fields ``[tool.cloaca.tasks]`` may set
+TABLE_KEYS = (
+    "dependencies",
+    "description",
+    "retries",
+    "timeout_seconds",
+    "retry",
+    "trigger_rules",
+    "on_success",
+    "on_failure",
+)
+_RULE: TypeAdapter[Any] = TypeAdapter(TriggerRule)
 
 
 def merge_tasks(
@@ -36,8 +49,7 @@ def merge_tasks(
     discovered:
         Tasks read from the decorators, in source order.
     overrides:
-        ``[tool.cloaca.tasks]``: task id -> ``dependencies``/``description``/``retries``/
-        ``timeout_seconds``.
+        ``[tool.cloaca.tasks]``: task id -> any of :data:`TABLE_KEYS`.
     project:
         The project directory, for error messages.
 
@@ -50,7 +62,8 @@ def merge_tasks(
     ------
     BuildError
         No tasks, a duplicate id, an override for an unknown task, a conflict between decorator
-        and table (naming the task and field), an unknown dependency, or a cycle.
+        and table (naming the task and field), an invalid option, an unknown dependency, or a
+        cycle.
     """
     where = str(project) if project else None
     if not discovered:
@@ -83,82 +96,60 @@ def merge_tasks(
 
 
 def _merge_one(found: DiscoveredTask, table: dict[str, Any], where: str | None) -> TaskEntry:
-    values: dict[str, Any] = {
-        "dependencies": found.dependencies,
-        "description": found.description,
-        "retries": found.retries,
-        "timeout_seconds": found.timeout_seconds,
-    }
-    for key, given in table.items():
-        given = tuple(given) if key == "dependencies" and isinstance(given, list) else given
-        if key in found.explicit and _norm(key, values[key]) != _norm(key, given):
-            raise BuildError(
-                f"task {found.id!r}: [tool.cloaca.tasks] sets {key} = {given!r} but the decorator "
-                f"at {found.location} says {values[key]!r}. Keep one of the two.",
-                path=where,
-            )
-        values[key] = given
+    values = found.entry.model_dump()
     try:
-        return TaskEntry(
-            id=found.id,
-            function=found.function,
-            dependencies=list(values["dependencies"]),
-            description=values["description"],
-            retries=values["retries"],
-            timeout_seconds=values["timeout_seconds"],
-        )
-    except ValueError as exc:  # pydantic ValidationError
+        for key, given in table.items():
+            if key in found.explicit and _norm(key, values[key]) != _norm(key, given):
+                raise BuildError(
+                    f"task {found.id!r}: [tool.cloaca.tasks] sets {key} = {given!r} but the "
+                    f"decorator at {found.location} says {values[key]!r}. Keep one of the two.",
+                    path=where,
+                )
+            values[key] = given
+        if "retry" in table and "retries" not in table and isinstance(table["retry"], dict):
+            values["retries"] = RetryEntry.model_validate(table["retry"]).max_attempts - 1
+        entry = TaskEntry.model_validate(values)
+        # the rules @task enforces, on what the table added (nothing is imported)
+        entry_to_spec(entry, _no_import)
+    except (ValidationError, TaskDefinitionError) as exc:
         raise BuildError(f"task {found.id!r}: invalid task options: {exc}", path=where) from exc
+    return entry
+
+
+def _no_import(field: str, ref: str) -> Callable[..., Any]:
+    return FunctionRef(ref)
 
 
 def _norm(key: str, value: Any) -> Any:
-    if key == "dependencies":
-        return sorted(value or ())
-    return value if value is not None else _DEFAULTS[key]
+    """A comparable form of a field given by the decorator or by the table."""
+    try:
+        if key == "dependencies":
+            return sorted(value or ())
+        if key == "retry":
+            return RetryEntry.model_validate(value).model_dump() if value else None
+        if key == "trigger_rules":
+            return _RULE.validate_python(value).model_dump() if value else None
+        if key == "timeout_seconds":
+            return float(value) if value is not None else None
+        if key == "retries":
+            return value or 0
+    except (ValidationError, TypeError, ValueError):
+        return ("invalid", repr(value))  # never equal to a valid decorator value
+    return value
 
 
 def check_graph(entries: Sequence[TaskEntry], where: str | None = None) -> None:
-    """Raise :class:`BuildError` for an unknown dependency or a dependency cycle.
+    """Validate the task graph with the engine's one validator (:func:`cloaca.dag.build_dag`).
 
-    Dependencies of the form ``"other-package::task-id"`` name another package's task and are not
-    checked here.
+    Dependencies of the form ``"other-package::task-id"`` name another package's task and are
+    left to the loader.
+
+    Raises
+    ------
+    BuildError
+        An unknown dependency (with a close match) or a cycle (as a path).
     """
-    ids = [e.id for e in entries]
-    known = set(ids)
-    for entry in entries:
-        for dep in entry.dependencies:
-            if "::" not in dep and dep not in known:
-                close = difflib.get_close_matches(dep, ids, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise BuildError(
-                    f"task {entry.id!r} depends on unknown task {dep!r}.{hint} "
-                    "Fix the id in dependencies=[...] or define that task.",
-                    path=where,
-                )
-    graph = {e.id: [d for d in e.dependencies if "::" not in d] for e in entries}
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    for start in ids:
-        cycle = _find_cycle(start, graph, state, [])
-        if cycle:
-            raise BuildError(
-                f"dependency cycle: {' -> '.join(cycle)}. Remove one of these dependencies.",
-                path=where,
-            )
-
-
-def _find_cycle(
-    node: str, graph: dict[str, list[str]], state: dict[str, int], path: list[str]
-) -> list[str] | None:
-    if state.get(node) == 2:
-        return None
-    if state.get(node) == 1:
-        return [*path[path.index(node) :], node]
-    state[node] = 1
-    path.append(node)
-    for dep in graph[node]:
-        cycle = _find_cycle(dep, graph, state, path)
-        if cycle:
-            return cycle
-    path.pop()
-    state[node] = 2
-    return None
+    try:
+        build_dag({e.id: [d for d in e.dependencies if "::" not in d] for e in entries})
+    except WorkflowValidationError as exc:
+        raise BuildError(str(exc), path=where) from exc

@@ -1,8 +1,11 @@
 """``register_package_tasks``: a loaded package's tasks as ordinary :class:`~cloaca.task.TaskSpec`.
 
-Each manifest task becomes a spec whose ``fn`` is an ``async`` proxy: it sends the context to the
-package's worker pool and returns the output. Everything else (dependencies, retries, timeouts,
-sub-DAG selection, context merging) is the one scheduler's job, exactly as for in-process tasks.
+Each manifest task becomes a spec (through the one converter,
+:func:`cloaca.packaging.spec_codec.entry_to_spec`) whose ``fn`` is an ``async`` proxy: it sends the
+context to the package's worker pool and returns the output. Its ``on_success``/``on_failure``
+callbacks are proxies too: they run the package's callback in a worker of the same pool. Everything
+else (dependencies, retry policy, trigger rules, timeouts, sub-DAG selection, context merging) is
+the one scheduler's job, exactly as for in-process tasks.
 Tasks are added under the package name as namespace (``"data-pipeline-example::fetch-data"``); a
 dependency ``"other-package::task-id"`` names a task of another loaded package and is resolved
 when the workflow is built, so packages may be loaded in any order.
@@ -12,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from cloaca.retry import RetryPolicy
+from cloaca.packaging.spec_codec import entry_to_spec
 from cloaca.task import SourceInfo, TaskSpec
 from cloaca.task_registry import TaskRegistry, qualify
 
@@ -56,18 +60,38 @@ def make_proxy(
     return proxy
 
 
+def make_callback_proxy(
+    pool: WorkerPool, task_id: str, function: str, *, failure: bool
+) -> Callable[..., Awaitable[None]]:
+    """An ``on_success``/``on_failure`` of a packaged task: run ``function`` in a worker.
+
+    The callback receives the task's own id (as the package declares it), the error for
+    ``on_failure`` and the context, as an in-process callback does; the scheduler awaits it.
+    """
+
+    async def on_success(_node: str, context: Context) -> None:
+        await pool.callback(function, task_id, context._data)
+
+    async def on_failure(_node: str, error: Any, context: Context) -> None:
+        await pool.callback(function, task_id, context._data, error)
+
+    proxy = on_failure if failure else on_success
+    proxy.__name__ = proxy.__qualname__ = f"package_callback[{function}]"
+    return proxy
+
+
 def _spec(package: LoadedPackage, entry: TaskEntry, pool: WorkerPool) -> TaskSpec:
     key = qualify(package.name, entry.id)
     module, _, qualname = entry.function.partition(":")
     code_hash = hashlib.sha256(f"{package.fingerprint}|{entry.function}".encode()).hexdigest()
-    return TaskSpec(
-        id=entry.id,
-        fn=make_proxy(pool, key, entry.function),
-        dependencies=tuple(entry.dependencies),
-        description=entry.description,
-        retry=RetryPolicy(max_attempts=entry.retries + 1),
-        timeout_seconds=float(entry.timeout_seconds) if entry.timeout_seconds else None,
-        is_async=True,
+
+    def resolve(field: str, ref: str) -> Callable[..., Any]:
+        if field == "function":
+            return make_proxy(pool, key, ref)
+        return make_callback_proxy(pool, entry.id, ref, failure=field == "on_failure")
+
+    return replace(
+        entry_to_spec(entry, resolve),
         source=SourceInfo(
             module=module if qualname else f"{package.name} (rust)",
             qualname=qualname or entry.function,
@@ -115,4 +139,4 @@ def register_package_tasks(
     return keys
 
 
-__all__ = ["keep_unchanged", "make_proxy", "register_package_tasks"]
+__all__ = ["keep_unchanged", "make_callback_proxy", "make_proxy", "register_package_tasks"]

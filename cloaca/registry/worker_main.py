@@ -13,6 +13,11 @@ file descriptors 0 and 1 at ``/dev/null`` and stderr, so a task's ``print`` cann
 - request ``{"id": n, "op": "run", "task": key, "function": ref, "context": {...}}`` answered by
   ``{"id": n, "ok": true, "context": {...}}`` or
   ``{"id": n, "ok": false, "error_type": "KeyError", "message": ..., "traceback": ...}``;
+- ``{"id": n, "op": "callback", "function": ref, "task_id": id, "context": {...}}`` plus
+  ``"error": {"error_type", "message", "traceback"}`` for ``on_failure``: runs a task's
+  ``on_success(task_id, context)`` / ``on_failure(task_id, error, context)`` callback here, in
+  the package's worker, with the arguments the engine gives an in-process callback (the error is
+  the same :class:`~cloaca.errors.TaskExecutionError`); answered like ``run`` (no context);
 - ``{"id": n, "op": "ping"}`` answered by ``{"id": n, "ok": true, "pid": ...}``.
 
 The worker exits when its stdin closes (the host went away or closed the pool).
@@ -99,6 +104,31 @@ class PythonTasks:
             self._functions[ref] = fn
         return fn
 
+    def callback(self, request: dict[str, Any]) -> None:
+        """Run an ``on_success``/``on_failure`` callback named by ``request["function"]``."""
+        from cloaca.context import Context
+        from cloaca.errors import TaskExecutionError, TaskTimeoutError
+
+        fn = self.resolve(request["function"])
+        ctx = Context._trusted(request["context"])
+        failure = request.get("error")
+        if failure is None:
+            fn(request["task_id"], ctx)
+            return
+        fields: dict[str, Any] = {
+            "task_id": request["task_id"],
+            "error_type": failure.get("error_type"),
+            "traceback": failure.get("traceback"),
+        }
+        error: TaskExecutionError
+        if failure.get("class") == "TaskTimeoutError":  # the error class the engine gave
+            error = TaskTimeoutError(
+                failure.get("message", ""), timeout_seconds=failure.get("timeout_seconds"), **fields
+            )
+        else:
+            error = TaskExecutionError(failure.get("message", ""), **fields)
+        fn(request["task_id"], error, ctx)
+
     def __call__(self, task: str, ref: str, data: dict[str, Any]) -> dict[str, Any]:
         from cloaca.context import Context, task_output
         from cloaca.task import TaskHandle
@@ -150,6 +180,9 @@ def serve(proto_in: BinaryIO, proto_out: BinaryIO, run: Runner) -> None:
             elif op == "run":
                 out = run(request["task"], request["function"], request["context"])
                 reply = {"ok": True, "context": out}
+            elif op == "callback" and isinstance(run, PythonTasks):
+                run.callback(request)
+                reply = {"ok": True}
             else:
                 raise ValueError(f"unknown op {op!r}")
         except BaseException as exc:  # a task's SystemExit is its error, not the worker's end

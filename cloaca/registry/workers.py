@@ -129,6 +129,49 @@ class WorkerPool:
             traceback=reply.get("traceback"),
         )
 
+    async def callback(
+        self,
+        function: str,
+        task_id: str,
+        context: dict[str, Any],
+        error: TaskExecutionError | None = None,
+    ) -> None:
+        """Run a task's ``on_success`` (``error`` None) or ``on_failure`` callback in a worker.
+
+        Raises
+        ------
+        TaskExecutionError
+            The callback raised (the caller logs it: a callback never fails its task).
+        """
+        message: dict[str, Any] = {
+            "op": "callback",
+            "function": function,
+            "task_id": task_id,
+            "context": context,
+        }
+        if error is not None:
+            message["error"] = {
+                "class": type(error).__name__,
+                "timeout_seconds": getattr(error, "timeout_seconds", None),
+                "error_type": error.error_type,
+                "message": error.message,
+                "traceback": error.traceback,
+            }
+        worker = await self._acquire()
+        try:
+            reply = await worker.request(message)
+        except BaseException:
+            self._discard(worker)
+            raise
+        self._release(worker)
+        if not reply.get("ok"):
+            raise TaskExecutionError(
+                str(reply.get("message") or ""),
+                task_id=task_id,
+                error_type=str(reply.get("error_type") or "Exception"),
+                traceback=reply.get("traceback"),
+            )
+
     async def ping(self) -> int:
         """Round-trip an empty request through a worker; return its pid."""
         worker = await self._acquire()

@@ -139,3 +139,32 @@ def test_build_magic_without_tasks_is_an_error(ip: Any) -> None:
 
     with pytest.raises(NoTasksError):
         ip.run_line_magic("cloaca_build", "-o /nonexistent")
+
+
+def test_uncarriable_callback_fails_before_anything_is_written(
+    cell: RunCell, tmp_path: Path
+) -> None:
+    from cloaca.errors import TaskOptionError
+
+    cell("from cloaca import task\n\n@task(id='t', on_success=lambda tid, ctx: None)\n"
+         "def t(ctx):\n    return ctx\n", "lam")  # fmt: skip
+    with pytest.raises(TaskOptionError, match=r"task 't', option on_success: is a lambda") as info:
+        export_project(cloaca_nb.get_session(), tmp_path / "project")
+    assert info.value.field == "on_success"
+    assert not (tmp_path / "project").exists()
+
+
+def test_cell_callback_and_rules_are_carried_into_the_manifest(
+    cell: RunCell, tmp_path: Path
+) -> None:
+    from cloaca.packaging import plan_build
+
+    cell("from cloaca import task, context_value\n\ndef done(task_id, ctx):\n    pass\n\n"
+         "@task(id='t', on_success=done, trigger_rules=context_value('go', 'Equals', True),\n"
+         "      retry_attempts=2, retry_delay_ms=250, timeout_seconds=0.5)\n"
+         "def t(ctx):\n    return ctx\n", "cb")  # fmt: skip
+    export_project(cloaca_nb.get_session(), tmp_path, name="cb-flow")
+    (entry,) = plan_build(tmp_path).tasks
+    assert entry.on_success == "cb_flow.tasks:done"
+    assert entry.retry is not None and entry.retry.initial_delay_seconds == 0.25
+    assert entry.timeout_seconds == 0.5 and entry.trigger_rules is not None

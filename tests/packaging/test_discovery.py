@@ -19,12 +19,13 @@ def test_reads_ids_dependencies_options_and_docstrings(make_project: MakeProject
     assert list(tasks) == ["first", "second"]
     first, second = tasks["first"], tasks["second"]
     assert first.function == "fixture_pkg.tasks:first"
-    assert first.description == "First task."
+    assert first.entry.description == "First task."
     assert "description" not in first.explicit  # a docstring is not a decorator argument
-    assert second.dependencies == ("first",)
-    assert second.retries == 3
-    assert second.timeout_seconds == 3  # whole seconds, rounded up
-    assert second.explicit == {"dependencies", "retries", "timeout_seconds"}
+    assert second.entry.dependencies == ["first"]
+    assert second.entry.retries == 3
+    assert second.entry.retry is not None and second.entry.retry.max_attempts == 4
+    assert second.entry.timeout_seconds == 2.5  # fractions are kept, never rounded
+    assert second.explicit == {"dependencies", "retries", "retry", "timeout_seconds"}
 
 
 def test_bare_decorator_aliases_and_function_references(make_project: MakeProject) -> None:
@@ -50,10 +51,11 @@ def test_bare_decorator_aliases_and_function_references(make_project: MakeProjec
     """
     tasks = _discover(make_project, {"fixture_pkg/tasks.py": source})
     assert list(tasks) == ["load", "clean", "save.v2"]
-    assert tasks["clean"].dependencies == ("load",)
-    assert tasks["clean"].retries == 2 and tasks["clean"].description == "Clean it"
-    assert tasks["save.v2"].dependencies == ("clean", "load")
-    assert tasks["save.v2"].retries == 4
+    assert tasks["clean"].entry.dependencies == ["load"]
+    assert tasks["clean"].entry.retries == 2 and tasks["clean"].entry.description == "Clean it"
+    assert tasks["clean"].entry.retry is not None and tasks["clean"].entry.retry.jitter
+    assert tasks["save.v2"].entry.dependencies == ["clean", "load"]
+    assert tasks["save.v2"].entry.retries == 4
     assert tasks["save.v2"].function == "fixture_pkg.tasks:save"
 
 
@@ -80,7 +82,7 @@ def test_follows_project_imports_but_not_third_party(make_project: MakeProject) 
     }
     tasks = _discover(make_project, files)
     assert set(tasks) == {"transform", "extract-step"}
-    assert tasks["transform"].dependencies == ("extract-step",)
+    assert tasks["transform"].entry.dependencies == ["extract-step"]
     assert tasks["extract-step"].function == "fixture_pkg.extract:extract"
 
 
@@ -92,7 +94,7 @@ def test_follows_project_imports_but_not_third_party(make_project: MakeProject) 
         ("@task(dependencies=[helper])", "dependency 'helper'"),
         ("@task(retry_attempts=N)", "retry_attempts="),
         ("@task(retry=make_policy())", "retry="),
-        ("@task(timeout_seconds=-1)", "timeout_seconds="),
+        ("@task(trigger_rules=RULE)", "trigger_rules="),
     ],
 )
 def test_non_literal_arguments_point_at_the_pyproject_table(
@@ -122,3 +124,118 @@ def test_package_entry_module(make_project: MakeProject, tmp_path: Path) -> None
     source = "from cloaca import task\n\n@task\ndef only(context):\n    return context\n"
     tasks = _discover(make_project, {"fixture_pkg/__init__.py": source}, entry="fixture_pkg")
     assert tasks["only"].function == "fixture_pkg:only"
+
+
+def test_timeout_below_zero_is_refused_by_the_task_rules(make_project: MakeProject) -> None:
+    source = "from cloaca import task\n\n@task(timeout_seconds=-1)\ndef job(context):\n    pass\n"
+    with pytest.raises(BuildError, match=r"task 'job': timeout_seconds must be > 0.*tasks.py:4"):
+        _discover(make_project, {"fixture_pkg/tasks.py": source})
+
+
+def test_reads_the_whole_retry_policy_rules_and_callbacks(make_project: MakeProject) -> None:
+    files = {
+        "fixture_pkg/hooks.py": "def alert(task_id, error, context):\n    pass\n",
+        "fixture_pkg/tasks.py": """
+            import cloaca
+            from cloaca import task, context_value, any_of
+            from cloaca.retry import BackoffStrategy, RetryCondition, RetryPolicy
+            from fixture_pkg.hooks import alert
+
+            def done(task_id, context):
+                pass
+
+            @task(
+                retry_attempts=4, retry_delay_ms=300, retry_backoff="exponential",
+                retry_condition=["flaky"], timeout_seconds=0.5,
+                trigger_rules=any_of(context_value("go", "Equals", True),
+                                     cloaca.context_value("n", "GreaterThan", -2)),
+                on_success=done, on_failure=alert,
+            )
+            def a(context):
+                return context
+
+            @task(retry=RetryPolicy.builder().max_attempts(3).initial_delay(0.25)
+                  .backoff_strategy(BackoffStrategy.linear(1.5))
+                  .retry_condition(RetryCondition.error_types(["ConnectionError"]))
+                  .with_jitter(False).build())
+            def b(context):
+                return context
+        """,
+    }
+    tasks = _discover(make_project, files)
+    a, b = tasks["a"].entry, tasks["b"].entry
+    assert a.model_dump(mode="json", exclude={"id", "function", "dependencies"}) == {
+        "description": None,
+        "retries": 4,
+        "timeout_seconds": 0.5,
+        "retry": {
+            "max_attempts": 5,
+            "backoff": "exponential",
+            "initial_delay_seconds": 0.3,
+            "max_delay_seconds": 30.0,
+            "multiplier": 2.0,
+            "jitter": False,
+            "condition": {"kind": "patterns", "values": ["flaky"]},
+        },
+        "trigger_rules": {
+            "type": "any_of",
+            "conditions": [
+                {"type": "context_value", "key": "go", "op": "Equals", "value": True},
+                {"type": "context_value", "key": "n", "op": "GreaterThan", "value": -2},
+            ],
+        },
+        "on_success": "fixture_pkg.tasks:done",
+        "on_failure": "fixture_pkg.hooks:alert",
+    }
+    assert b.retry is not None
+    assert (b.retries, b.retry.backoff, b.retry.multiplier) == (2, "linear", 1.5)
+    assert b.retry.initial_delay_seconds == 0.25
+    assert b.retry.condition.kind == "error_types" and b.retry.condition.values == [
+        "ConnectionError"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "source_extra", "match"),
+    [
+        ("on_failure", "", r"option on_failure: is a lambda .*tasks.py:3"),
+        ("on_success", "", r"option on_success: is a lambda"),
+    ],
+)
+def test_lambda_callback_is_a_task_option_error(
+    make_project: MakeProject, option: str, source_extra: str, match: str
+) -> None:
+    from cloaca.errors import TaskOptionError
+
+    source = (
+        f"from cloaca import task\n\n@task({option}=lambda *a: None)\ndef job(context):\n    pass\n"
+    )
+    with pytest.raises(TaskOptionError, match=match) as info:
+        _discover(make_project, {"fixture_pkg/tasks.py": source})
+    assert (info.value.task_id, info.value.field) == ("job", option)
+
+
+def test_closure_callback_is_a_task_option_error(make_project: MakeProject) -> None:
+    from cloaca.errors import TaskOptionError
+
+    source = """
+    from cloaca import task
+
+    def make():
+        def inner(task_id, context):
+            pass
+        return inner
+
+    @task(on_success=inner)
+    def job(context):
+        pass
+    """
+    with pytest.raises(TaskOptionError, match=r"'inner' .* not a module-level function") as info:
+        _discover(make_project, {"fixture_pkg/tasks.py": source})
+    assert (info.value.task_id, info.value.field) == ("job", "on_success")
+
+
+def test_unknown_decorator_option_is_named(make_project: MakeProject) -> None:
+    source = "from cloaca import task\n\n@task(retries=3)\ndef job(context):\n    pass\n"
+    with pytest.raises(BuildError, match=r"unknown @task option 'retries'"):
+        _discover(make_project, {"fixture_pkg/tasks.py": source})

@@ -56,7 +56,7 @@ def test_no_pyproject(tmp_path: Path) -> None:
         ('[project\nname = "x"\n', "not valid TOML"),
         (
             '[project]\nname = "x"\nversion = "1"\n[tool.cloaca]\nentry_module = "m"\n'
-            "[tool.cloaca.tasks.a]\nretry = 1\n",
+            "[tool.cloaca.tasks.a]\nretrys = 1\n",
             "unknown key",
         ),
     ],

@@ -6,20 +6,17 @@ import pytest
 
 from cloaca.errors import BuildError
 from cloaca.packaging.decorators import DiscoveredTask
+from cloaca.packaging.manifest import TaskEntry
 from cloaca.packaging.tasks import merge_tasks
 
 
 def _t(task_id: str, deps: tuple[str, ...] = (), **kw: Any) -> DiscoveredTask:
     explicit = {"dependencies"} if deps else set()
     explicit |= set(kw.pop("explicit", ()))
-    return DiscoveredTask(
-        id=task_id,
-        function=f"m:{task_id.replace('-', '_')}",
-        dependencies=deps,
-        explicit=frozenset(explicit),
-        location=f"m.py:{len(task_id)}",
-        **kw,
+    entry = TaskEntry(
+        id=task_id, function=f"m:{task_id.replace('-', '_')}", dependencies=list(deps), **kw
     )
+    return DiscoveredTask(entry, frozenset(explicit), location=f"m.py:{len(task_id)}")
 
 
 def test_table_fills_in_what_the_decorator_leaves_out() -> None:
@@ -28,6 +25,23 @@ def test_table_fills_in_what_the_decorator_leaves_out() -> None:
     a, b = merge_tasks(found, overrides)
     assert a.dependencies == [] and a.retries == 0
     assert (b.dependencies, b.description, b.timeout_seconds) == (["a"], "table", 9)
+
+
+def test_table_declares_retry_policy_trigger_rules_and_callbacks() -> None:
+    table = {
+        "retry": {"max_attempts": 3, "backoff": "fixed", "initial_delay_seconds": 0.2},
+        "trigger_rules": {"type": "context_value", "key": "go", "op": "Exists"},
+        "timeout_seconds": 0.75,
+        "on_failure": "m.hooks:alert",
+    }
+    (a,) = merge_tasks([_t("a")], {"a": table})
+    assert a.retries == 2  # derived from retry.max_attempts
+    assert a.retry is not None and (a.retry.backoff, a.retry.initial_delay_seconds) == (
+        "fixed",
+        0.2,
+    )
+    assert a.trigger_rules is not None and a.trigger_rules.model_dump()["op"] == "Exists"
+    assert (a.timeout_seconds, a.on_failure) == (0.75, "m.hooks:alert")
 
 
 def test_repeating_the_decorator_is_not_a_conflict() -> None:
@@ -40,6 +54,18 @@ def test_conflict_names_task_and_field() -> None:
     found = [_t("a"), _t("b", ("a",), retries=2, explicit={"retries"})]
     with pytest.raises(BuildError, match=r"task 'b'.*sets retries = 5.*says 2"):
         merge_tasks(found, {"b": {"retries": 5}})
+
+
+def test_conflicting_retry_policy_and_callback_name_the_field() -> None:
+    entry = {"retries": 1, "retry": {"max_attempts": 2, "initial_delay_seconds": 0.3}}
+    found = [_t("a", explicit={"retries", "retry", "on_success"}, on_success="m:ok", **entry)]
+    with pytest.raises(BuildError, match=r"task 'a'.*sets retry = .*Keep one of the two"):
+        merge_tasks(found, {"a": {"retry": {"max_attempts": 2, "initial_delay_seconds": 1}}})
+    with pytest.raises(BuildError, match=r"task 'a'.*sets on_success = 'm:other'"):
+        merge_tasks(found, {"a": {"on_success": "m:other"}})
+    # the same policy written out in full is a repetition, not a conflict
+    (a,) = merge_tasks(found, {"a": {"retry": {"max_attempts": 2, "initial_delay_seconds": 0.3}}})
+    assert a.retry is not None and a.retry.initial_delay_seconds == 0.3
 
 
 def test_override_for_unknown_task_suggests_a_match() -> None:
@@ -73,6 +99,17 @@ def test_dependencies_on_other_packages_are_left_to_the_loader() -> None:
     assert a.dependencies == ["other-pkg::setup"]
 
 
-def test_invalid_table_values_are_build_errors() -> None:
-    with pytest.raises(BuildError, match=r"invalid task options"):
-        merge_tasks([_t("a")], {"a": {"retries": -1}})
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"retries": -1},
+        {"retries": 1, "retry": {"max_attempts": 5}},
+        {"trigger_rules": {"type": "context_value", "key": "k", "op": "Bigger"}},
+        {"on_failure": "not a reference"},
+        {"timeout_seconds": 0},
+        {"dependencies": ["a"]},  # a task cannot depend on itself (the @task rule)
+    ],
+)
+def test_invalid_table_values_are_build_errors(table: dict[str, Any]) -> None:
+    with pytest.raises(BuildError, match=r"task 'a': invalid task options"):
+        merge_tasks([_t("a")], {"a": table})

@@ -188,4 +188,4 @@ def test_the_examples_own_local_tests_pass() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "8 passed" in proc.stdout
+    assert "9 passed" in proc.stdout

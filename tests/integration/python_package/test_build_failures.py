@@ -46,6 +46,27 @@ def a(context):
 def b(context):
     return context
 """
+LAMBDA_CALLBACK = """
+from cloaca import task
+
+@task(id="notify-me", on_failure=lambda task_id, error, context: print(error))
+def job(context):
+    return context
+"""
+CLOSURE_CALLBACK = """
+from cloaca import task
+
+def factory():
+    def alert(task_id, error, context):
+        pass
+    return alert
+
+alert = factory()
+
+@task(id="job", on_failure=alert)
+def job(context):
+    return context
+"""
 
 CASES = {
     "no-pyproject": ({}, [], "no pyproject.toml found"),
@@ -71,6 +92,16 @@ CASES = {
         "task 'save' depends on unknown task 'lod'. Did you mean 'load'?",
     ),
     "cycle": ({"files": {"fixture_pkg/tasks.py": CYCLE}}, [], "dependency cycle: a -> b -> a"),
+    "lambda-callback": (
+        {"files": {"fixture_pkg/tasks.py": LAMBDA_CALLBACK}},
+        [],
+        "task 'notify-me', option on_failure: is a lambda",
+    ),
+    "closure-callback": (
+        {"files": {"fixture_pkg/tasks.py": CLOSURE_CALLBACK}},
+        [],
+        "task 'job', option on_failure: 'alert'",
+    ),
     "unknown-target": ({}, ["--target", "linux-riscv64"], "unknown target 'linux-riscv64'"),
     "unresolvable-dependency": (
         {"deps": '["cloaca-test-no-such-package-3f9a"]'},

@@ -120,11 +120,22 @@ def test_generate_report_lists_at_most_five_errors() -> None:
     report = context["report"]
     assert report.startswith("=== Data Pipeline Report ===")
     assert "Records processed: 3" in report
-    assert "Sum of values: 6.00" in report
-    assert "Average value: 2.00" in report
-    assert "Range: 1.00 - 3.00" in report
-    assert "Record 5: bad" in report and "Record 6: bad" not in report
-    assert "... and 2 more" in report
+    assert report.splitlines()[1:6] == [
+        "Records processed: 3",
+        "Sum: 6.00",
+        "Average: 2.00",
+        "Range: 1.00 - 3.00",
+        "Validation errors: 7",
+    ]
+    assert report.splitlines()[6:] == [f"  - Record {i}: bad" for i in range(1, 6)]
+
+
+def test_generate_report_without_errors_has_no_error_section() -> None:
+    context = generate_report(
+        {"aggregations": {"count": 1, "sum": 2.0, "avg": 2.0, "min": 2.0, "max": 2.0}}
+    )
+    assert "Validation errors" not in context["report"]
+    assert context["report"].splitlines()[-1] == "Range: 2.00 - 2.00"
 
 
 async def test_whole_pipeline_on_a_cloaca_context(server: str) -> None:

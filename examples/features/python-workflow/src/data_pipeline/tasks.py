@@ -82,20 +82,22 @@ def aggregate_data(context: Any) -> Any:
 
 @task(id="generate-report", dependencies=["aggregate-data"])
 def generate_report(context: Any) -> Any:
-    """Write a short text report of the run into ``report``."""
+    """Write the seed's text report into ``report``.
+
+    ``Records processed: N``, ``Sum: ...``, ``Average: ...``, ``Range: min - max``; when records
+    failed validation, ``Validation errors: N`` followed by the first five of them.
+    """
     agg = context["aggregations"]
     errors = context.get("validation_errors") or []
     lines = [
         "=== Data Pipeline Report ===",
         f"Records processed: {agg['count']}",
-        f"Sum of values: {agg['sum']:.2f}",
-        f"Average value: {agg['avg']:.2f}",
+        f"Sum: {agg['sum']:.2f}",
+        f"Average: {agg['avg']:.2f}",
         f"Range: {agg['min']:.2f} - {agg['max']:.2f}",
     ]
     if errors:
-        lines.append(f"Validation errors ({len(errors)}):")
+        lines.append(f"Validation errors: {len(errors)}")
         lines.extend(f"  - {error}" for error in errors[:5])
-        if len(errors) > 5:
-            lines.append(f"  ... and {len(errors) - 5} more")
     context["report"] = "\n".join(lines)
     return context
