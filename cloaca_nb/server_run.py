@@ -103,16 +103,28 @@ def _talking_to(target: ServerTarget) -> Iterator[None]:
         ) from None
 
 
-def ensure_uploaded(client: ApiClient, target: ServerTarget, package: SessionPackage) -> bool:
-    """Make ``package`` the active version of its workflow on the server; False when it
-    already was (nothing sent)."""
-    name = quote(package.name, safe="")
+def active_version(client: ApiClient, target: ServerTarget, name: str) -> dict[str, Any] | None:
+    """The server's active version of workflow ``name`` (None: not installed). Also the first
+    call of a run: it finds out that the server answers and accepts the key."""
     try:
-        active = client.get(target.tenant_path(f"/workflows/{name}"))
+        detail: dict[str, Any] = client.get(
+            target.tenant_path(f"/workflows/{quote(name, safe='')}")
+        )
     except ApiError as exc:
         if exc.code != "workflow_not_found":
             raise
-        active = None
+        return None
+    return detail
+
+
+def ensure_uploaded(
+    client: ApiClient,
+    target: ServerTarget,
+    package: SessionPackage,
+    active: Mapping[str, Any] | None,
+) -> bool:
+    """Make ``package`` the active version of its workflow (``active``: the current one);
+    False when it already was (nothing sent)."""
     if active is not None and active["version"] == package.version:
         if active.get("build_status") == "failed":
             raise ServerRunError(
@@ -137,6 +149,18 @@ def ensure_uploaded(client: ApiClient, target: ServerTarget, package: SessionPac
 def _delete(client: ApiClient, target: ServerTarget, package: SessionPackage) -> None:
     name, version = quote(package.name, safe=""), quote(package.version, safe="")
     client.delete(target.tenant_path(f"/workflows/{name}/{version}"))
+
+
+_clients: dict[tuple[str, str | None], ApiClient] = {}
+
+
+def _client(target: ServerTarget) -> ApiClient:
+    """One client per server and key for the kernel's life: its connections are kept alive,
+    and creating an httpx client costs ~100 ms (it loads the system's CA bundle)."""
+    key = (target.server, target.api_key)
+    if key not in _clients:
+        _clients[key] = ApiClient(target.server, target.api_key, timeout=60.0)
+    return _clients[key]
 
 
 def _ts(text: str | None) -> float | None:
@@ -263,34 +287,32 @@ def run_on_server(
     session = kit.session
     session.workflow()  # an invalid DAG fails here, before the server is asked anything
     target = resolve(server, api_key, tenant)
-    client = ApiClient(target.server, target.api_key, timeout=60.0)
-    try:
-        with _talking_to(target):
-            client.get(target.tenant_path("/workflows"), limit=1)  # reachable, key accepted
-            package = session_package(session, name or DEFAULT_NAME)
-            uploaded = ensure_uploaded(client, target, package)
-            widgets = kit.run_widgets(show)
+    client = _client(target)
+    name = name or DEFAULT_NAME
+    with _talking_to(target):
+        active = active_version(client, target, name)
+        package = session_package(session, name)
+        uploaded = ensure_uploaded(client, target, package, active)
+        widgets = kit.run_widgets(show)
+        for widget in widgets:
+            widget.begin_run(session.task_ids())
+        path = target.tenant_path(f"/workflows/{quote(package.name, safe='')}/execute")
+        eid = client.post(path, {"context": dict(context or {})})["execution_id"]
+        try:
+            if not _follow(client, eid, widgets):
+                raise ServerRunError(
+                    f"the event stream of execution {eid} ended early",
+                    server=target.server,
+                    hint=f"see `cloacina execution status {eid}`",
+                )
+        except KeyboardInterrupt:
             for widget in widgets:
-                widget.begin_run(session.task_ids())
-            path = target.tenant_path(f"/workflows/{quote(package.name, safe='')}/execute")
-            eid = client.post(path, {"context": dict(context or {})})["execution_id"]
-            try:
-                if not _follow(client, eid, widgets):
-                    raise ServerRunError(
-                        f"the event stream of execution {eid} ended early",
-                        server=target.server,
-                        hint=f"see `cloacina execution status {eid}`",
-                    )
-            except KeyboardInterrupt:
-                for widget in widgets:
-                    widget.interrupt_run()
-                raise
-            finally:
-                for widget in widgets:
-                    widget.finish_run()
-            result = fetch_result(client, target, eid)
-    finally:
-        client.http.close()
+                widget.interrupt_run()
+            raise
+        finally:
+            for widget in widgets:
+                widget.finish_run()
+        result = fetch_result(client, target, eid)
     info = ServerRunInfo(
         target.server, target.tenant, package.name, package.version, eid,
         package.built, package.cache_hit, uploaded,
