@@ -102,7 +102,9 @@ def main() -> int:
     print(f"{'run':<34} {'wall ms':>8} {'overhead ms':>12}")
     for name, wall, over in rows:
         print(f"{name:<34} {wall * 1000:>8.1f} {over * 1000:>12.1f}")
-    print(f"\n--server costs {(srv - ker) * 1000:.1f} ms more than in-kernel (goal: overhead < 150)")
+    print(
+        f"\n--server costs {(srv - ker) * 1000:.1f} ms more than in-kernel (goal: overhead < 150)"
+    )
     if path := os.environ.get("CLOACA_BENCH_JSON"):
         Path(path).write_text(json.dumps({"notebook_server": [list(r) for r in rows]}))
     return 0

@@ -88,7 +88,7 @@ class ServerRunError(NotebookError):
         text = self.message
         if self.server and self.server not in text:
             text = f"{self.server}: {text}"
-        return f"{text}. {self.hint}" if self.hint else text
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class ExportError(NotebookError):

@@ -8,12 +8,17 @@ engine's builder (:func:`cloaca.packaging.build_package`, with its build cache),
 labels in its comments, changes nothing), so a server that already has this version has these
 tasks. Archives are kept in ``<build cache>/notebook-archives/`` and reused by version.
 
-Three levels make an unchanged session cheap:
+Four levels make an unchanged session cheap:
 
-1. in this kernel: the same cells (sources, order, task ids) and unchanged local modules →
-   the archive of the last call, with nothing exported or built;
-2. the exported project's digest names an archive already written → that archive;
-3. otherwise :func:`~cloaca.packaging.build_package`, whose own cache may still hit.
+1. in this kernel, the same cells (sources, run order, task ids) and unchanged local modules →
+   the archive of the last call (nothing analysed, exported or built);
+2. other cells ran since (inspecting a result, say) but the statements the tasks need
+   (:func:`cloaca_nb.analysis.needed_statements`) are the same → that archive too;
+3. the exported project's digest names an archive already written → that archive;
+4. otherwise :func:`~cloaca.packaging.build_package`, whose own cache may still hit.
+
+Levels 1 and 2 cost microseconds and milliseconds; the export (3) reads the installed
+distributions' metadata to pin versions, which takes a few hundred milliseconds.
 """
 
 from __future__ import annotations
@@ -54,9 +59,10 @@ class SessionPackage:
     cache_hit: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Entry:
     signature: str
+    statements: str
     local_files: tuple[tuple[str, int, int], ...]
     package: SessionPackage
 
@@ -81,6 +87,17 @@ def session_signature(session: NotebookSession, name: str) -> str:
         if all(not ln or ln.startswith(_NOT_CODE) for ln in lines):
             continue
         h.update(repr((cell.key, cell.source, cell.failed)).encode())
+    return h.hexdigest()
+
+
+def statements_signature(session: NotebookSession, name: str) -> str:
+    """A hash of the statements the session's tasks need, in notebook order."""
+    from cloaca_nb.analysis import needed_statements
+
+    ids = session.task_ids()
+    h = hashlib.sha256(repr((name, sys.version_info[:2], ids)).encode())
+    for stmt in needed_statements(session, ids):
+        h.update(stmt.source.encode() + b"\0")
     return h.hexdigest()
 
 
@@ -117,15 +134,22 @@ def _local_files(names: list[str]) -> tuple[tuple[str, int, int], ...]:
     return tuple(stats)
 
 
-def _unchanged(entry: _Entry, signature: str) -> bool:
-    if entry.signature != signature or not entry.package.path.is_file():
+def _files_unchanged(entry: _Entry) -> bool:
+    if not entry.package.path.is_file():
         return False
-    return all(
-        (Path(p).stat().st_mtime_ns, Path(p).stat().st_size) == (mtime, size)
-        if Path(p).exists()
-        else False
-        for p, mtime, size in entry.local_files
-    )
+    for path, mtime, size in entry.local_files:
+        try:
+            st = Path(path).stat()
+        except OSError:
+            return False
+        if (st.st_mtime_ns, st.st_size) != (mtime, size):
+            return False
+    return True
+
+
+def _reuse(entry: _Entry) -> SessionPackage:
+    old = entry.package
+    return SessionPackage(old.name, old.version, old.path, built=False, cache_hit=True)
 
 
 def session_package(session: NotebookSession, name: str = "notebook-tasks") -> SessionPackage:
@@ -144,9 +168,15 @@ def session_package(session: NotebookSession, name: str = "notebook-tasks") -> S
     signature = session_signature(session, name)
     entries = _memo.setdefault(session, {})
     entry = entries.get(name)
-    if entry is not None and _unchanged(entry, signature):
-        old = entry.package
-        return SessionPackage(old.name, old.version, old.path, built=False, cache_hit=True)
+    statements = None
+    if entry is not None and _files_unchanged(entry):
+        if entry.signature == signature:
+            return _reuse(entry)
+        statements = statements_signature(session, name)
+        if entry.statements == statements:
+            entry.signature = signature
+            return _reuse(entry)
+    statements = statements or statements_signature(session, name)
     out = archive_dir()
     with tempfile.TemporaryDirectory(prefix="cloaca-nb-server-") as tmp:
         project = export_project(session, tmp, name=name, version=_PLACEHOLDER)
@@ -160,7 +190,7 @@ def session_package(session: NotebookSession, name: str = "notebook-tasks") -> S
             path, cache_hit = built.path, built.cached
         local = _local_files(project.local_modules)
     package = SessionPackage(name, version, path, built=True, cache_hit=cache_hit)
-    entries[name] = _Entry(signature, local, package)
+    entries[name] = _Entry(signature, statements, local, package)
     return package
 
 

@@ -42,11 +42,11 @@ if TYPE_CHECKING:
     from cloaca_nb.hooks import NotebookKit
 
 DEFAULT_NAME = "notebook-tasks"
-START_HINT = "Start one with `cloacina server start --background`, or pass --server PROFILE|URL"
+START_HINT = "start one with `cloacina server start --background`, or pass --server PROFILE|URL"
 _KEY_HINTS = {
-    401: "Pass a valid key with --api-key (raw, env:VAR or file:PATH) or set api_key in the "
+    401: "pass a valid key with --api-key (raw, env:VAR or file:PATH) or set api_key in the "
     "profile (<home>/config.toml)",
-    403: "Use a key with the write role for this tenant (or pick its tenant with --tenant)",
+    403: "use a key with the write role for this tenant (or pick its tenant with --tenant)",
 }
 
 
@@ -68,9 +68,11 @@ class ServerRunInfo:
 def resolve(
     spec: str | None, api_key: str | None = None, tenant: str | None = None
 ) -> ServerTarget:
-    """The server named by ``spec``: a URL (``http://...``), a profile name, or None/empty
-    for the ``cloacina`` defaults (``$CLOACINA_SERVER``, the default profile, the local
-    server)."""
+    """The server named by ``spec``: a URL (``http://...``; ``host:port`` means
+    ``http://host:port``), a profile name, or None/empty for the ``cloacina`` defaults
+    (``$CLOACINA_SERVER``, the default profile, the local server)."""
+    if spec and "://" not in spec and ":" in spec:
+        spec = "http://" + spec
     url, profile = (spec, None) if spec and "://" in spec else (None, spec or None)
     try:
         return resolve_target(url, api_key, tenant, profile=profile)
