@@ -293,7 +293,8 @@ def run_on_server(
     name = name or DEFAULT_NAME
     with _talking_to(target):
         active = active_version(client, target, name)
-        package = session_package(session, name)
+    package = session_package(session, name)  # build errors are not server errors
+    with _talking_to(target):
         uploaded = ensure_uploaded(client, target, package, active)
         widgets = kit.run_widgets(show)
         for widget in widgets:
