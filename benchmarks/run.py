@@ -41,6 +41,7 @@ ITEMS = {
     "bench_workers": "3. Packaged tasks",
     "bench_build": "4. Build",
     "bench_server": "5. Server",
+    "bench_notebook_server": "6. Notebook to server: `%cloaca_run --server`",
     "bench_dask": "Dask executor",
 }
 

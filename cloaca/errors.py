@@ -30,6 +30,8 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     ├── StorageError                 (url)          the runner's database could not be used
     ├── ExecutorError                (address)      a remote executor (Dask) is misconfigured
     │                                               or unreachable
+    ├── ClientConfigError            (hint)         a client's server/key/profile settings
+    │                                               cannot be used (``cloaca.remote``)
     └── ApiError                     (status, code, request_id)  a REST API error (server and
                                                     its clients: body ``{"error", "code"}``)
 """
@@ -353,6 +355,16 @@ class ExecutorError(CloacaError):
         return self.message
 
 
+class ClientConfigError(CloacaError):
+    """A client cannot tell which server, key or tenant to use; ``hint`` says what to do."""
+
+    _fields: tuple[str, ...] = ("message", "hint")
+    hint: str | None
+
+    def describe(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
 class ApiError(CloacaError):
     """A REST API error: HTTP ``status``, machine-readable ``code`` (e.g. ``workflow_not_found``).
 
@@ -373,6 +385,7 @@ __all__ = [
     "ApiError",
     "AttemptVetoed",
     "BuildError",
+    "ClientConfigError",
     "CloacaError",
     "ContextError",
     "ContextValueError",

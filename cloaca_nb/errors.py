@@ -9,6 +9,8 @@ Structured facts are attributes, the message is built in ``__str__``, every erro
         ├── TaskCellConflictError     (task_id, cell, other_cell)   one id defined in two cells
         ├── NoTasksError              ()                            the session has no tasks yet
         ├── IsolatedRunError          (task_id, error_type, notebook_path, cell_index, traceback)
+        ├── ServerRunError            (server, hint)                %cloaca_run --server could not
+        │                                                           reach or use the server
         └── ExportError               (task_id, name)               %cloaca_build could not export
             └── UnresolvedNameError   (task_id, name)               a name no cell defines
 """
@@ -74,6 +76,21 @@ class IsolatedRunError(NotebookError):
         return f"{what}\nExecuted notebook kept at {self.notebook_path}"
 
 
+class ServerRunError(NotebookError):
+    """``%cloaca_run --server``: the server at ``server`` cannot be reached, refused the key,
+    or the target (profile, URL) cannot be resolved; ``hint`` says what to do next."""
+
+    _fields = ("message", "server", "hint")
+    server: str | None
+    hint: str | None
+
+    def describe(self) -> str:
+        text = self.message
+        if self.server and self.server not in text:
+            text = f"{self.server}: {text}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+
 class ExportError(NotebookError):
     """The session's tasks could not be exported as a package."""
 
@@ -98,6 +115,7 @@ __all__ = [
     "IsolatedRunError",
     "NoTasksError",
     "NotebookError",
+    "ServerRunError",
     "TaskCellConflictError",
     "UnresolvedNameError",
 ]

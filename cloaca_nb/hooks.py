@@ -94,7 +94,8 @@ class NotebookKit:
         return {name: f"cell In[{n}]" for name, n in mapping.items()}
 
     # ------------------------------------------------------------------ runs
-    def _run_widgets(self, show: bool) -> list[DagWidget]:
+    def run_widgets(self, show: bool) -> list[DagWidget]:
+        """The widgets a run recolours: a new one shown now (``show``) and those shown before."""
         if not show:
             return list(self.widgets)
         from IPython.display import display
@@ -107,7 +108,7 @@ class NotebookKit:
         """Run in-kernel (see :func:`cloaca_nb.inkernel.run`), showing a live DAG widget."""
         from cloaca_nb import inkernel
 
-        widgets = self._run_widgets(show)
+        widgets = self.run_widgets(show)
         result = inkernel.run(
             self.session, context, widgets=widgets, filenames=self.filenames(), **options
         )
@@ -120,7 +121,7 @@ class NotebookKit:
         """Run on the kernel's event loop (see :func:`cloaca_nb.inkernel.arun`)."""
         from cloaca_nb import inkernel
 
-        widgets = self._run_widgets(show)
+        widgets = self.run_widgets(show)
         result = await inkernel.arun(
             self.session, context, widgets=widgets, filenames=self.filenames(), **options
         )

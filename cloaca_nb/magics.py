@@ -102,6 +102,16 @@ class CloacaMagics(Magics):
     @argument(
         "--dask", metavar="ADDRESS", help="run the tasks on this Dask cluster (tcp://host:8786)"
     )
+    @argument(
+        "--server",
+        nargs="?",
+        const="",
+        metavar="PROFILE|URL",
+        help="build, upload and run on a cloacina-server (a profile, a URL, or the default)",
+    )
+    @argument("--api-key", metavar="KEY", help="server: API key (raw, env:VAR or file:PATH)")
+    @argument("--tenant", help="server: tenant (default: the profile's, else public)")
+    @argument("--name", help="server: package and workflow name (default notebook-tasks)")
     @argument("--isolated", action="store_true", help="run in a fresh kernel via papermill")
     @argument("--kernel", metavar="NAME", help="isolated: kernel name (default python3)")
     @argument("--timeout", type=float, metavar="SECONDS", help="isolated: per-cell timeout")
@@ -114,11 +124,14 @@ class CloacaMagics(Magics):
     )
     @line_magic
     def cloaca_run(self, line: str) -> Any:
-        """Run the session workflow in-kernel (default) or in a fresh kernel (``--isolated``)."""
+        """Run the session workflow in-kernel (default), in a fresh kernel (``--isolated``) or
+        on a server (``--server``)."""
         args = parse_argstring(self.cloaca_run, line)
         context = parse_params(args.param, args.context_file)
         select = {"start_from": args.start_from, "only": args.only, "until": args.until}
-        if args.isolated:
+        if args.server is not None:
+            result = self._run_on_server(args, context, select)
+        elif args.isolated:
             from cloaca_nb.isolated import run_isolated_session
 
             result = run_isolated_session(
@@ -152,6 +165,27 @@ class CloacaMagics(Magics):
         if args.raise_:
             result.raise_for_status()
         return result
+
+    def _run_on_server(self, args: Any, context: dict[str, Any], select: dict[str, Any]) -> Any:
+        from IPython.core.error import UsageError
+
+        from cloaca_nb.errors import ServerRunError
+        from cloaca_nb.server_run import run_on_server
+
+        if args.isolated or args.dask or any(select.values()):
+            raise UsageError("--server runs the whole workflow: drop --isolated/--dask/selection")
+        try:
+            return run_on_server(
+                self.kit,
+                context,
+                server=args.server,
+                api_key=args.api_key,
+                tenant=args.tenant,
+                name=args.name,
+                show=not args.no_widget,
+            )
+        except ServerRunError as exc:
+            raise UsageError(str(exc)) from None
 
     @magic_arguments()
     @argument("-o", "--out-dir", default="dist", metavar="DIR", help="where archives go")

@@ -1,4 +1,4 @@
-"""The result object of a notebook run (in-kernel or isolated) and how it is shown.
+"""The result object of a notebook run (in-kernel, isolated or on a server) and how it is shown.
 
 :class:`NotebookResult` wraps the engine's :class:`cloaca.ExecutionResult` (every attribute of it
 is available: ``status``, ``final_context``, ``tasks``, ``error``, ``raise_for_status()`` ...),
@@ -35,6 +35,8 @@ class NotebookResult:
         Cell pseudo-file name -> label, to rewrite tracebacks.
     notebook_path:
         The executed notebook of an isolated run.
+    server:
+        Where a ``--server`` run went (:class:`cloaca_nb.server_run.ServerRunInfo`).
     """
 
     def __init__(
@@ -43,11 +45,13 @@ class NotebookResult:
         cells: Mapping[str, str] | None = None,
         filenames: Mapping[str, str] | None = None,
         notebook_path: str | None = None,
+        server: Any = None,
     ) -> None:
         self.result = result
         self.cells = dict(cells or {})
         self.filenames = dict(filenames or {})
         self.notebook_path = notebook_path
+        self.server = server
 
     def __getattr__(self, name: str) -> Any:
         if name == "result":  # not set yet (unpickling)
@@ -95,6 +99,8 @@ class NotebookResult:
         head = f"{res.workflow_name}: {res.status} in {res.duration:.3f}s"
         if self.notebook_path:
             head += f" (isolated; notebook {self.notebook_path})"
+        if self.server is not None:
+            head += f" (server {self.server.server}; execution {self.server.execution_id})"
         lines = [head]
         for task_id, status, dur, cell, note in self.summary_rows():
             text = f"  {status:<9} {task_id:<24} {dur:>9}  {cell}"

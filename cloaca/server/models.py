@@ -189,6 +189,11 @@ class TaskExecution(_Out):
     created_at: str
     updated_at: str
     last_error: str | None = None
+    error_details: str | None = Field(None, description="Extension: the error's type name")
+    sub_status: str | None = Field(None, description="Extension: why the task was skipped")
+    traceback: str | None = Field(
+        None, description="Extension: the traceback of the last failed attempt"
+    )
 
 
 class ExecutionTasks(_Out):

@@ -84,6 +84,7 @@ def task_records(rec: ExecutionRecord, workflow: Workflow | None) -> list[dict[s
                 "last_error": t.error_message,
                 "error_details": t.error_type,
                 "sub_status": t.skip_reason,
+                "traceback": t.traceback,
             }
         )
     return out

@@ -20,7 +20,7 @@ from cloaca.cli.cloacina._context import (
     CliError,
     Ctx,
 )
-from cloaca.errors import ApiError, CloacaError
+from cloaca.errors import ApiError, ClientConfigError, CloacaError
 
 _HINTS = {
     "unauthorized": "pass a valid key with --api-key (raw, env:VAR or file:PATH)",
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hint:
             print(f"hint: {hint}", file=sys.stderr)
         return EXIT_FAILED
-    except CliError as exc:
+    except (CliError, ClientConfigError) as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)

@@ -7,8 +7,6 @@ protocol) and ends after the execution's last event.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import json
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +14,6 @@ from urllib.parse import quote
 from cloaca.cli.cloacina._context import EXIT_FAILED, EXIT_OK, Ctx
 
 TERMINAL = ("Completed", "Failed", "Cancelled")
-END_EVENTS = ("workflow_completed", "workflow_failed")
 EVENT_COLUMNS = ("sequence_num", "event_type", "task_name", "created_at", "event_data")
 
 
@@ -54,31 +51,19 @@ def cmd_events(ctx: Ctx, args: argparse.Namespace) -> int:
         ctx.emit(events, EVENT_COLUMNS)
         return EXIT_OK
     ctx.client.get(ctx.t(f"/executions/{quote(args.id, safe='')}"))  # 404 early, clearly
-    asyncio.run(_follow(ctx, args.id))
+    _follow(ctx, args.id)
     return EXIT_OK
 
 
-async def _follow(ctx: Ctx, eid: str) -> None:
-    import websockets
+def _follow(ctx: Ctx, eid: str) -> None:
+    from cloaca.remote.events import follow_events
 
-    ticket = ctx.client.post("/v1/auth/ws-ticket")["ticket"]
-    base = "ws" + ctx.server[len("http") :]
-    url = f"{base}/v1/ws/delivery/{quote('exec_events:' + eid, safe='')}?token={quote(ticket)}"
-    async with websockets.connect(url) as sock:
-        await sock.send(json.dumps({"type": "hello", "protocol_version": 1, "since_id": None}))
-        async for raw in sock:
-            frame = json.loads(raw)
-            if frame.get("type") != "push":
-                continue
-            event = json.loads(base64.b64decode(frame["payload_b64"]))
-            await sock.send(json.dumps({"type": "ack", "protocol_version": 1, "id": frame["id"]}))
-            if ctx.output == "json":
-                print(json.dumps(event), flush=True)
-            else:
-                task = f" {event['task_name']}" if event.get("task_name") else ""
-                print(f"{event['created_at']}  {event['event_type']}{task}", flush=True)
-            if event["event_type"] in END_EVENTS:
-                return
+    for event in follow_events(ctx.client, eid):
+        if ctx.output == "json":
+            print(json.dumps(event), flush=True)
+        else:
+            task = f" {event['task_name']}" if event.get("task_name") else ""
+            print(f"{event['created_at']}  {event['event_type']}{task}", flush=True)
 
 
 def register(sub: Any) -> None:
