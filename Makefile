@@ -10,11 +10,13 @@ PYTEST_ARGS ?=
 
 install: $(VENV)/.installed
 
-# graphviz (dot) and rustc are needed by the suite; install them when missing and we are root.
+# graphviz (dot) and rustc are needed by the suite, Debian's chromium by the browser test
+# (tests/notebook/browser; never a downloaded browser); install them when missing and we are root.
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	command -v rustc >/dev/null 2>&1 || missing="$$missing rustc"; \
+	if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \

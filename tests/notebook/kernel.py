@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import Any
 from jupyter_client.manager import KernelManager
 
 import cloaca
+
+AUTO: Any = object()  # default cell id: a fresh one per call
 
 
 @dataclass
@@ -40,7 +43,11 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
 
-    def run(self, code: str, cell_id: str | None = None, timeout: float = 60) -> Reply:
+    def run(self, code: str, cell_id: Any = AUTO, timeout: float = 60) -> Reply:
+        """Execute ``code`` as JupyterLab does: ``cellId`` in the request's metadata (a fresh one
+        by default, as for a new cell; ``cell_id=None`` sends none, as papermill does)."""
+        if cell_id is AUTO:
+            cell_id = uuid.uuid4().hex
         content = {"code": code, "silent": False, "store_history": True,
                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}  # fmt: skip
         msg = self.kc.session.msg("execute_request", content)
@@ -67,7 +74,7 @@ class Kernel:
         self.kc.get_shell_msg(timeout=timeout)
         return reply
 
-    def check(self, code: str, cell_id: str | None = None) -> Reply:
+    def check(self, code: str, cell_id: Any = AUTO) -> Reply:
         """:meth:`run` and fail on an error."""
         reply = self.run(code, cell_id)
         if reply.status != "ok":
