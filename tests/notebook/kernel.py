@@ -27,6 +27,7 @@ class Reply:
     stderr: str = ""
     error: dict[str, Any] | None = None
     data: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)  # update_display_data contents
     comm: list[dict[str, Any]] = field(default_factory=list)
 
     def json(self) -> Any:
@@ -69,6 +70,8 @@ class Kernel:
                 reply.status, reply.error = "error", body
             elif kind in ("display_data", "execute_result"):
                 reply.data.append(body["data"])
+            elif kind == "update_display_data":
+                reply.updates.append(body)
             elif kind.startswith("comm_"):
                 reply.comm.append(body)
         self.kc.get_shell_msg(timeout=timeout)
@@ -92,9 +95,9 @@ def kernel(cwd: Path) -> Iterator[Kernel]:
     km = KernelManager(kernel_name="python3")
     root = str(Path(cloaca.__file__).parents[1])
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
         "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
+    }  # without PYTEST_CURRENT_TEST ipykernel forwards fd-level output, as under JupyterLab
     km.start_kernel(cwd=str(cwd), env=env)
     k = Kernel(km)
     try:
