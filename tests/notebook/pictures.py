@@ -7,6 +7,7 @@ carries the status colour and whose last ``<text>`` is the status line.
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 
@@ -37,6 +38,13 @@ def statuses(svg: str) -> dict[str, str]:
     return {k: v[0] for k, v in node_states(svg).items()}
 
 
+_DRAWING = re.compile(r"<svg\b.*?</svg>|data:image/svg\+xml;base64,(?P<b64>[A-Za-z0-9+/=]+)", re.S)
+
+
 def svgs(text: str) -> list[str]:
-    """Every ``<svg>...</svg>`` drawing in ``text`` (e.g. an nbconvert HTML page), in order."""
-    return re.findall(r"<svg\b.*?</svg>", text, re.S)
+    """Every SVG drawing in ``text`` (e.g. an nbconvert HTML page), in page order: inline
+    ``<svg>`` elements and base64 ``data:image/svg+xml`` images (nbconvert's default)."""
+    return [
+        base64.b64decode(m["b64"]).decode("utf-8") if m["b64"] else m[0]
+        for m in _DRAWING.finditer(text)
+    ]
