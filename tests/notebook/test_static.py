@@ -73,7 +73,9 @@ def test_saved_notebook_and_html_show_each_runs_final_picture(tmp_path: Path) ->
     drawn = [s for s in svgs(html) if 'id="task-' in s]
     assert [statuses(s) for s in drawn] == [first, second]
     first_at, second_at = (html.index(base64.b64encode(p.encode()).decode()) for p in pictures)
-    assert first_at < html.index("ValueError: bad rows") < second_at  # run 1, its failure, then run 2
+    assert (
+        first_at < html.index("ValueError: bad rows") < second_at
+    )  # run 1, its failure, then run 2
 
 
 def test_papermill_without_cell_ids_warns_where_a_task_is_redeclared(tmp_path: Path) -> None:
