@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test lint format typecheck demo bench docs clean
+.PHONY: install system-deps test lint format typecheck demo bench docs screenshots clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,11 @@ demo: install
 bench: install
 	$(UV) sync --frozen --all-extras --group dev --group bench --inexact
 	$(PY) -m benchmarks.run
+
+# the screenshots in docs/notebooks.md, taken by the real-browser test (JupyterLab + chromium)
+screenshots: install
+	CLOACA_SCREENSHOT_DIR=$(abspath docs/img) $(VENV)/bin/pytest -q -p no:cacheprovider \
+	  -m browser tests/notebook/test_browser.py
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache
