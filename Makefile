@@ -6,15 +6,17 @@ UV     := $(VENV)/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test lint format typecheck demo bench docs clean
+.PHONY: install system-deps test lint format typecheck demo bench docs screenshots clean
 
 install: $(VENV)/.installed
 
-# graphviz (dot) and rustc are needed by the suite; install them when missing and we are root.
+# graphviz (dot) and rustc are needed by the suite, Debian's chromium by the browser test
+# (tests/notebook/browser; never a downloaded browser); install them when missing and we are root.
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	command -v rustc >/dev/null 2>&1 || missing="$$missing rustc"; \
+	if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \
@@ -55,6 +57,11 @@ demo: install
 bench: install
 	$(UV) sync --frozen --all-extras --group dev --group bench --inexact
 	$(PY) -m benchmarks.run
+
+# the screenshots in docs/notebooks.md, taken by the real-browser test (JupyterLab + chromium)
+screenshots: install
+	CLOACA_SCREENSHOT_DIR=$(abspath docs/img) $(VENV)/bin/pytest -q -p no:cacheprovider \
+	  -m browser tests/notebook/test_browser.py
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -131,9 +131,10 @@ def parse_cell(cell: CellRecord, start: int) -> list[Statement]:
 
 
 def notebook_statements(session: NotebookSession) -> list[Statement]:
-    """Every statement of every cell the session saw, cells in the order they last ran."""
+    """Every statement of every cell the session saw, cells in place order (a re-run cell keeps
+    the place where it first ran; see :mod:`cloaca_nb.session`)."""
     statements: list[Statement] = []
-    for cell in sorted(session.cells.values(), key=lambda c: c.sequence):
+    for cell in session.cells_in_place_order():
         statements += parse_cell(cell, len(statements))
     return statements
 

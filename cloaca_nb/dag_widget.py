@@ -6,6 +6,11 @@ for the progress bar; ``svg``/``dot`` for the drawing) and the front end
 scheduler's events are applied with :meth:`DagWidget.apply_event`; the in-kernel runner calls it
 from the kernel's main thread (see :mod:`cloaca_nb.inkernel`), so traits are never set from the
 scheduler's thread. Outside a widget-aware front end the widget falls back to its SVG.
+
+A run's own widget is shown with :meth:`DagWidget.show` and, when the run ends,
+:meth:`DagWidget.freeze` replaces that output by the run's final picture (SVG with the run's
+statuses and a caption, plus a text line): the live widget while it runs, a picture that never
+changes afterwards -- in JupyterLab as in saved notebooks, nbconvert HTML, GitHub and nbviewer.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class DagWidget(anywidget.AnyWidget):
         self.renderer = renderer
         self.graph = graph
         self._states: dict[str, NodeState] = {}
+        self._handle: Any = None
         self.refresh(graph)
 
     # ------------------------------------------------------------------ drawing
@@ -80,9 +86,17 @@ class DagWidget(anywidget.AnyWidget):
         self.svg = render_svg(self.graph, self._states, self.renderer)
         self.nodes = {k: v.to_dict() for k, v in self._states.items()}
 
-    def to_svg(self) -> str:
-        """The current drawing, node states baked in."""
-        return render_svg(self.graph, self._states, self.renderer)
+    def to_svg(self, caption: str | None = None) -> str:
+        """The current drawing, node states baked in (``caption`` under it)."""
+        return render_svg(self.graph, self._states, self.renderer, caption)
+
+    def progress(self) -> str:
+        """The progress line: ``3/4 tasks · running`` (empty before any run)."""
+        if not self.total:
+            return ""
+        return f"{self.done}/{self.total} tasks" + (
+            f" · {self.run_status}" if self.run_status else ""
+        )
 
     def save_svg(self, path: str | Path) -> Path:
         """Write :meth:`to_svg` to ``path`` and return it."""
@@ -112,7 +126,9 @@ class DagWidget(anywidget.AnyWidget):
         status = _EVENT_STATUS.get(event.kind)
         if status is None or event.task_id not in self._states:
             return
-        self._states[event.task_id] = NodeState(status, event.duration, event.error)
+        self._states[event.task_id] = NodeState(
+            status, event.duration, event.error, max(event.attempt, 1)
+        )
         if status in (SUCCEEDED, FAILED, SKIPPED):
             self.done += 1
         self.nodes = {**self.nodes, event.task_id: self._states[event.task_id].to_dict()}
@@ -121,13 +137,37 @@ class DagWidget(anywidget.AnyWidget):
         """Mark the run interrupted (Ctrl-C): running tasks show as failed, "interrupted"."""
         for task_id, state in list(self._states.items()):
             if state.status == RUNNING:
-                self._states[task_id] = NodeState(FAILED, state.duration, "interrupted")
+                self._states[task_id] = NodeState(
+                    FAILED, state.duration, "interrupted", state.attempt
+                )
         self.nodes = {tid: st.to_dict() for tid, st in self._states.items()}
         self.run_status = "interrupted"
 
     def finish_run(self) -> None:
         """Bake the final states into the SVG (for exports and front ends without widgets)."""
         self.refresh()
+
+    def show(self) -> None:
+        """Display the widget in the running cell with a display id (see :meth:`freeze`)."""
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+
+    def freeze(self) -> None:
+        """Replace the output of :meth:`show` by the final picture and close the widget.
+
+        The picture is static (``image/svg+xml`` with a caption, and ``text/plain``), so it
+        shows this run as it ended wherever the notebook is opened, and nothing changes it.
+        """
+        if self._handle is not None:
+            self._handle.update(FinalPicture(self.to_svg(self.progress()), self.summary()))
+            self._handle = None
+        self.close()
+
+    def summary(self) -> str:
+        """One text line: progress and each node's status (the picture's ``text/plain``)."""
+        nodes = ", ".join(f"{k}: {v.line}" for k, v in self._states.items())
+        return f"DAG of the run: {self.progress() or 'not run'} ({nodes})"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -137,4 +177,14 @@ class DagWidget(anywidget.AnyWidget):
         return bundle
 
 
-__all__ = ["FAILED", "PENDING", "RUNNING", "SKIPPED", "SUCCEEDED", "DagWidget"]
+class FinalPicture:
+    """A run's final picture: displayed in place of its widget when the run ends."""
+
+    def __init__(self, svg: str, text: str) -> None:
+        self.svg, self.text = svg, text
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+        return {"image/svg+xml": self.svg, "text/plain": self.text}
+
+
+__all__ = ["FAILED", "PENDING", "RUNNING", "SKIPPED", "SUCCEEDED", "DagWidget", "FinalPicture"]

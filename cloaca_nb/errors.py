@@ -13,6 +13,9 @@ Structured facts are attributes, the message is built in ``__str__``, every erro
         │                                                           reach or use the server
         └── ExportError               (task_id, name)               %cloaca_build could not export
             └── UnresolvedNameError   (task_id, name)               a name no cell defines
+
+    UserWarning
+    └── TaskRedefinedWarning          (task_id, cell, other_cell)   no cell ids: a cell took over
 """
 
 from __future__ import annotations
@@ -91,6 +94,29 @@ class ServerRunError(NotebookError):
         return f"{text}; {self.hint}" if self.hint else text
 
 
+class TaskRedefinedWarning(UserWarning):
+    """Without front-end cell ids, ``cell`` re-declared task ``task_id`` of ``other_cell``.
+
+    The kit then takes ``cell`` to be a new version of ``other_cell``: it replaces that cell (its
+    code too) in isolated runs and exports, at that cell's place.
+    """
+
+    def __init__(self, task_id: str, cell: str, other_cell: str) -> None:
+        self.task_id, self.cell, self.other_cell = task_id, cell, other_cell
+        super().__init__(task_id, cell, other_cell)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.cell} re-declares task {self.task_id!r}, which {self.other_cell} defined. "
+            f"Without cell ids (papermill, nbconvert, terminal IPython) {self.cell} now replaces "
+            f"{self.other_cell}, its code too, in isolated runs and %cloaca_build. If both cells "
+            "should stay, give one of the tasks another id."
+        )
+
+    def __reduce__(self) -> tuple[type[TaskRedefinedWarning], tuple[str, str, str]]:
+        return (TaskRedefinedWarning, (self.task_id, self.cell, self.other_cell))
+
+
 class ExportError(NotebookError):
     """The session's tasks could not be exported as a package."""
 
@@ -117,5 +143,6 @@ __all__ = [
     "NotebookError",
     "ServerRunError",
     "TaskCellConflictError",
+    "TaskRedefinedWarning",
     "UnresolvedNameError",
 ]

@@ -39,6 +39,9 @@ class NotebookKit:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
         self.session.subscribe(self._redraw)
+        from cloaca_nb import showerror
+
+        showerror.install(self.shell)
         # loaded from inside a cell (``%load_ext cloaca_nb`` then imports/tasks in the same
         # cell): pre_run_cell already fired for it, so start recording it now
         running: Any = getattr(getattr(self.shell, "displayhook", None), "exec_result", None)
@@ -58,6 +61,9 @@ class NotebookKit:
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister(name, cb)
         self.session.unsubscribe(self._redraw)
+        from cloaca_nb import showerror
+
+        showerror.uninstall(self.shell)
         self.session.reset()
         self.widgets.clear()
         spare = sys.modules.get("cloaca_nb.spare")
@@ -94,24 +100,39 @@ class NotebookKit:
         return {name: f"cell In[{n}]" for name, n in mapping.items()}
 
     # ------------------------------------------------------------------ runs
-    def run_widgets(self, show: bool) -> list[DagWidget]:
-        """The widgets a run recolours: a new one shown now (``show``) and those shown before."""
-        if not show:
-            return list(self.widgets)
-        from IPython.display import display
+    def run_widgets(self, show: bool, options: dict[str, Any]) -> tuple[list[DagWidget], Any]:
+        """Check the run (a mistake raises before anything is drawn), then show its own widget.
 
-        widget = self.dag_widget()
-        display(widget)
-        return list(self.widgets)
+        Returns the widgets the run recolours (its own and the live ``%cloaca_dag`` ones) and
+        its own (None without ``show``), which :meth:`DagWidget.freeze` turns into the run's
+        final picture when it ends; later runs and cell edits never change it.
+        """
+        from cloaca_nb.inkernel import plan
+        from cloaca_nb.session import DEFAULT_WORKFLOW
+
+        select = {k: options.get(k) for k in ("start_from", "only", "until")}
+        plan(self.session, options.get("name", DEFAULT_WORKFLOW), **select)
+        live = list(self.widgets)
+        if not show:
+            return live, None
+        from cloaca_nb.dag_widget import DagWidget
+
+        own = DagWidget(self.session.graph(), renderer=self.renderer)
+        own.show()
+        return [own, *live], own
 
     def run(self, context: Any = None, *, show: bool = True, **options: Any) -> NotebookResult:
-        """Run in-kernel (see :func:`cloaca_nb.inkernel.run`), showing a live DAG widget."""
+        """Run in-kernel (see :func:`cloaca_nb.inkernel.run`), showing the run's DAG widget."""
         from cloaca_nb import inkernel
 
-        widgets = self.run_widgets(show)
-        result = inkernel.run(
-            self.session, context, widgets=widgets, filenames=self.filenames(), **options
-        )
+        widgets, own = self.run_widgets(show, options)
+        try:
+            result = inkernel.run(
+                self.session, context, widgets=widgets, filenames=self.filenames(), **options
+            )
+        finally:
+            if own is not None:
+                own.freeze()
         self.report_failure(result)
         return result
 
@@ -121,10 +142,14 @@ class NotebookKit:
         """Run on the kernel's event loop (see :func:`cloaca_nb.inkernel.arun`)."""
         from cloaca_nb import inkernel
 
-        widgets = self.run_widgets(show)
-        result = await inkernel.arun(
-            self.session, context, widgets=widgets, filenames=self.filenames(), **options
-        )
+        widgets, own = self.run_widgets(show, options)
+        try:
+            result = await inkernel.arun(
+                self.session, context, widgets=widgets, filenames=self.filenames(), **options
+            )
+        finally:
+            if own is not None:
+                own.freeze()
         self.report_failure(result)
         return result
 

@@ -29,6 +29,33 @@ if TYPE_CHECKING:
 _DONE = object()
 
 
+def plan(
+    session: NotebookSession,
+    name: str = DEFAULT_WORKFLOW,
+    start_from: str | None = None,
+    only: Sequence[str] | None = None,
+    until: str | None = None,
+) -> tuple[Workflow, dict[str, Any], list[str]]:
+    """The workflow, the engine's selection options and the selected task ids of a run.
+
+    Raises
+    ------
+    NoTasksError, WorkflowValidationError, TaskSelectionError
+        The DAG or the selection is wrong (checked before anything is shown or run).
+    """
+    workflow = session.workflow(name)
+    options: dict[str, Any] = {
+        "start_from": start_from,
+        "only": list(only or []) or None,
+        "until": until,
+    }
+    selected = workflow.task_ids
+    if start_from or only or until:
+        sub = workflow.subset(start_from, only, until)
+        selected = [t for t in workflow.task_ids if sub.selection is None or t in sub.selection]
+    return workflow, options, list(selected)
+
+
 def _prepare(
     session: NotebookSession,
     name: str,
@@ -37,16 +64,7 @@ def _prepare(
     until: str | None,
     widgets: Sequence[DagWidget],
 ) -> tuple[Workflow, dict[str, Any]]:
-    workflow = session.workflow(name)
-    options: dict[str, Any] = {
-        "start_from": start_from,
-        "only": list(only or []) or None,
-        "until": until,
-    }
-    selected = workflow.task_ids
-    if start_from or only or until:  # validate the selection before anything is shown
-        sub = workflow.subset(start_from, only, until)
-        selected = [t for t in workflow.task_ids if sub.selection is None or t in sub.selection]
+    workflow, options, selected = plan(session, name, start_from, only, until)
     for widget in widgets:
         widget.begin_run(selected)
     return workflow, options

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -25,9 +26,17 @@ from cloaca_nb.analysis import Statement, needed_statements
 from cloaca_nb.errors import IsolatedRunError
 from cloaca_nb.result import NotebookResult, clean_traceback, result_from_dict
 from cloaca_nb.session import DEFAULT_WORKFLOW, NotebookSession
-from cloaca_nb.spare import ENGINE, SpareKernel, spare_kernel
+from cloaca_nb.spare import ENGINE, SpareKernel, quiet_arguments, spare_kernel
 
-__all__ = ["SpareKernel", "make_notebook", "raise_for_failure", "run_isolated"]
+__all__ = [
+    "KEEP_RUNS",
+    "SpareKernel",
+    "cache_dir",
+    "default_workdir",
+    "make_notebook",
+    "raise_for_failure",
+    "run_isolated",
+]
 
 _SETUP = "from cloaca_nb import _child\n\n_child.start()"
 _PARAMS = "cloaca_context = {}\ncloaca_options = {}\ncloaca_result_path = ''"
@@ -37,6 +46,30 @@ _result = _child.finish(cloaca_context, cloaca_options, cloaca_result_path, {ids
 if _result.status != "Completed":
     print(_result.failure_report(), file=sys.stderr)
 _result"""
+
+
+KEEP_RUNS = 20  # run folders kept under the cache dir (older ones are removed)
+
+
+def cache_dir() -> Path:
+    """Where isolated runs go without ``--workdir``: ``$CLOACA_NB_ISOLATED_DIR``, else
+    ``$XDG_CACHE_HOME/cloaca-nb/isolated`` (``~/.cache/cloaca-nb/isolated``)."""
+    if os.environ.get("CLOACA_NB_ISOLATED_DIR"):
+        return Path(os.environ["CLOACA_NB_ISOLATED_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "cloaca-nb" / "isolated"
+
+
+def default_workdir() -> Path:
+    """A new ``run-*`` folder under :func:`cache_dir`; the oldest ones go, so that with the
+    new one at most :data:`KEEP_RUNS` are kept (failed runs' notebooks stay for a while,
+    nothing piles up in the system temp dir)."""
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    runs = sorted((p for p in root.glob("run-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in runs[: max(0, len(runs) - (KEEP_RUNS - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=root))
 
 
 def _cell_code(statements: list[Statement]) -> str:
@@ -102,8 +135,9 @@ def run_isolated(
     timeout:
         Seconds each cell may run (default: no limit).
     workdir:
-        Directory for the generated and executed notebooks (default: a new temporary directory).
-        The executed notebook is always kept.
+        Directory for the generated and executed notebooks (default: a new folder from
+        :func:`default_workdir`, of which only the newest :data:`KEEP_RUNS` are kept).
+        The executed notebook is always kept there.
     report:
         Also render the executed notebook to this HTML file (nbconvert).
     spare:
@@ -124,7 +158,7 @@ def run_isolated(
     import papermill
 
     kernel = kernel_name or "python3"
-    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cloaca-isolated-"))
+    base = Path(workdir) if workdir else default_workdir()
     base.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     source_nb, executed = base / f"isolated-{stamp}.ipynb", base / f"isolated-{stamp}.out.ipynb"
@@ -133,7 +167,7 @@ def run_isolated(
     options = {"start_from": start_from, "only": list(only) if only else None, "until": until}
     params = {"cloaca_context": dict(context or {}), "cloaca_options": options,
               "cloaca_result_path": str(result_path)}  # fmt: skip
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"extra_arguments": quiet_arguments(kernel)}
     if spare:
         extra["km"] = spare_kernel(kernel, os.getcwd()).take()
         extra["engine_name"] = ENGINE

@@ -36,11 +36,13 @@ ERROR_RED = "#d32f2f"
 
 @dataclass(frozen=True)
 class NodeState:
-    """What a node shows besides its id and cell: status, colour and duration (seconds)."""
+    """What a node shows besides its id and cell: status, colour, duration (seconds) and the
+    attempt it is on (``attempt > 1`` after retries)."""
 
     status: str = PENDING
     duration: float | None = None
     error: str | None = None
+    attempt: int = 0
 
     @property
     def colour(self) -> str:
@@ -49,10 +51,13 @@ class NodeState:
 
     @property
     def line(self) -> str:
-        """The status line drawn under the task id."""
-        if self.duration is None:
-            return self.status
-        return f"{self.status} · {format_duration(self.duration)}"
+        """The status line drawn under the task id (``succeeded · 12 ms · attempt 3``)."""
+        parts = [self.status]
+        if self.duration is not None:
+            parts.append(format_duration(self.duration))
+        if self.attempt > 1:
+            parts.append(f"attempt {self.attempt}")
+        return " · ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for the widget's ``nodes`` trait."""
@@ -61,13 +66,25 @@ class NodeState:
             "colour": self.colour,
             "duration": self.duration,
             "error": self.error,
+            "attempt": self.attempt,
             "line": self.line,
         }
 
 
 def format_duration(seconds: float) -> str:
-    """``0.012`` -> ``12 ms``, ``3.4`` -> ``3.40 s``."""
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    """A duration in a sensible unit: ``0.0004`` -> ``400 µs``, ``0.012`` -> ``12 ms``,
+    ``3.4`` -> ``3.40 s``, ``125`` -> ``2 min 5 s``, ``7300`` -> ``2 h 1 min``."""
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def dot_available() -> bool:
@@ -79,8 +96,13 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def to_dot(graph: SessionGraph, states: Mapping[str, NodeState] | None = None) -> str:
-    """DOT source of ``graph``: task id, defining cell and status line per node."""
+def to_dot(
+    graph: SessionGraph,
+    states: Mapping[str, NodeState] | None = None,
+    caption: str | None = None,
+) -> str:
+    """DOT source of ``graph``: task id, defining cell and status line per node; ``caption``
+    (e.g. ``4/4 tasks · succeeded``) goes under the graph."""
     states = states or {}
     cycle_edges = set(zip(graph.cycle, graph.cycle[1:], strict=False))
     lines = [
@@ -90,8 +112,10 @@ def to_dot(graph: SessionGraph, states: Mapping[str, NodeState] | None = None) -
         '  edge [color="#607d8b"];',
     ]
     if graph.problems:
-        label = "\n".join(graph.problems)
+        label = "\n".join([*graph.problems, *([caption] if caption else [])])
         lines.append(f'  labelloc=t; fontcolor="{ERROR_RED}"; fontsize=11; label={_q(label)};')
+    elif caption:
+        lines.append(f'  labelloc=b; fontcolor="#37474f"; fontsize=11; label={_q(caption)};')
     for node in graph.nodes:
         if node.missing:
             attrs = (
@@ -118,17 +142,18 @@ def render_svg(
     graph: SessionGraph,
     states: Mapping[str, NodeState] | None = None,
     renderer: str = "auto",
+    caption: str | None = None,
 ) -> str:
     """SVG of ``graph``: with ``dot`` when present (``renderer="auto"``/``"dot"``), else
-    (or with ``renderer="python"``) the pure-Python layout."""
+    (or with ``renderer="python"``) the pure-Python layout; ``caption`` goes under it."""
     if renderer not in ("auto", "dot", "python"):
         raise ValueError(f"renderer must be auto, dot or python, got {renderer!r}")
     if renderer == "dot" or (renderer == "auto" and dot_available()):
         import graphviz
 
-        data: bytes = graphviz.Source(to_dot(graph, states)).pipe(format="svg")
+        data: bytes = graphviz.Source(to_dot(graph, states, caption)).pipe(format="svg")
         return data.decode("utf-8").replace("&#45;", "-")  # graphviz escapes every hyphen
-    return python_svg(graph, states)
+    return python_svg(graph, states, caption)
 
 
 # ---------------------------------------------------------------------------- fallback
@@ -160,7 +185,11 @@ def _depths(graph: SessionGraph) -> dict[str, int]:
     return depth
 
 
-def python_svg(graph: SessionGraph, states: Mapping[str, NodeState] | None = None) -> str:
+def python_svg(
+    graph: SessionGraph,
+    states: Mapping[str, NodeState] | None = None,
+    caption: str | None = None,
+) -> str:
     """Draw ``graph`` left to right in columns by dependency depth, without graphviz."""
     states = states or {}
     depth = _depths(graph)
@@ -176,6 +205,8 @@ def python_svg(graph: SessionGraph, states: Mapping[str, NodeState] | None = Non
     rows = max((len(v) for v in columns.values()), default=1)
     height = _PAD * 2 + 20 * bool(graph.problems) + rows * (_H + _GAP_Y) - _GAP_Y
     height += 16 * max(0, len(graph.problems) - 1)
+    body_height = height
+    height += 20 if caption else 0
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="Helvetica,Arial,sans-serif" font-size="11">',
@@ -225,5 +256,9 @@ def python_svg(graph: SessionGraph, states: Mapping[str, NodeState] | None = Non
                 f'fill="{colour}"{weight}>{escape(text)}</text>'
             )
         out.append("</g>")
+    if caption:
+        out.append(
+            f'<text x="{_PAD}" y="{body_height + 8}" fill="#37474f">{escape(caption)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"

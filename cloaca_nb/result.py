@@ -17,6 +17,7 @@ from typing import Any
 
 import cloaca
 from cloaca import Context, ExecutionResult, TaskExecutionError, TaskResult
+from cloaca_nb.render import format_duration
 
 _ENGINE_DIR = str(Path(cloaca.__file__).parent)
 _FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+)(?P<rest>.*)$')
@@ -85,26 +86,44 @@ class NotebookResult:
                 parts.append(tb.rstrip())
         return "\n".join(parts)
 
-    def summary_rows(self) -> list[tuple[str, str, str, str, str]]:
-        """(task, status, duration, cell, error-or-skip-reason) per task."""
+    def summary_rows(self) -> list[tuple[str, str, str, str, str, str]]:
+        """(task, status, duration, attempts, cell, error-or-skip-reason) per task;
+        attempts reads ``3 (2 retries)`` after retries."""
         rows = []
         for task_id, rec in self.result.tasks.items():
-            dur = f"{rec.duration:.3f}s" if rec.duration is not None else ""
+            dur = format_duration(rec.duration) if rec.duration is not None else ""
+            tries = str(rec.attempts) if rec.attempts else ""
+            if rec.attempts > 1:
+                retries = rec.attempts - 1
+                tries += f" ({retries} retr{'y' if retries == 1 else 'ies'})"
             note = rec.error_message or rec.skip_reason or ""
-            rows.append((task_id, rec.status, dur, self.cells.get(task_id, ""), note))
+            rows.append((task_id, rec.status, dur, tries, self.cells.get(task_id, ""), note))
         return rows
+
+    def headline(self) -> str:
+        """``Run of workflow 'notebook' completed in 12 ms: 3 completed`` (the counts per
+        status; ``failed``/``Failed`` and friends as the engine names them)."""
+        res = self.result
+        counts: dict[str, int] = {}
+        for rec in res.tasks.values():
+            counts[rec.status] = counts.get(rec.status, 0) + 1
+        tally = ", ".join(f"{n} {status.lower()}" for status, n in counts.items()) or "no tasks"
+        where = "isolated run" if self.notebook_path else "server run" if self.server else "run"
+        return (
+            f"{where[0].upper()}{where[1:]} of workflow {res.workflow_name!r} "
+            f"{res.status.lower()} in {format_duration(res.duration or 0.0)}: {tally}"
+        )
 
     def __repr__(self) -> str:
         res = self.result
-        head = f"{res.workflow_name}: {res.status} in {res.duration:.3f}s"
+        lines = [self.headline()]
         if self.notebook_path:
-            head += f" (isolated; notebook {self.notebook_path})"
+            lines.append(f"  executed notebook: {self.notebook_path}")
         if self.server is not None:
-            head += f" (server {self.server.server}; execution {self.server.execution_id})"
-        lines = [head]
-        for task_id, status, dur, cell, note in self.summary_rows():
-            text = f"  {status:<9} {task_id:<24} {dur:>9}  {cell}"
-            lines.append(text + (f"  - {note}" if note else ""))
+            lines.append(f"  server {self.server.server}; execution {self.server.execution_id}")
+        for task_id, status, dur, tries, cell, note in self.summary_rows():
+            text = f"  {status:<9} {task_id:<24} {dur:>9} {tries:<14} {cell}"
+            lines.append(text.rstrip() + (f"  - {note}" if note else ""))
         keys = list(res.final_context.keys())
         lines.append(f"  final context keys: {keys}")
         return "\n".join(lines)
@@ -119,10 +138,15 @@ class NotebookResult:
             "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
             for row in self.summary_rows()
         )
+        where = (
+            f"<div>executed notebook: <code>{escape(self.notebook_path)}</code></div>"
+            if self.notebook_path
+            else ""
+        )
         return (
-            f'<div class="cloaca-result"><b style="color:{colour}">{escape(res.status)}</b> '
-            f"{escape(res.workflow_name)} in {res.duration:.3f}s"
-            "<table><thead><tr><th>task</th><th>status</th><th>duration</th><th>cell</th>"
+            f'<div class="cloaca-result"><b style="color:{colour}">{escape(self.headline())}</b>'
+            f"{where}<table><thead><tr><th>task</th><th>status</th><th>duration</th>"
+            "<th>attempts</th><th>cell</th>"
             f"<th>error / note</th></tr></thead><tbody>{rows}</tbody></table>"
             f"<div>final context keys: {escape(str(list(res.final_context.keys())))}</div></div>"
         )

@@ -296,7 +296,7 @@ def run_on_server(
     package = session_package(session, name)  # build errors are not server errors
     with _talking_to(target):
         uploaded = ensure_uploaded(client, target, package, active)
-        widgets = kit.run_widgets(show)
+        widgets, own = kit.run_widgets(show, {})
         for widget in widgets:
             widget.begin_run(session.task_ids())
         path = target.tenant_path(f"/workflows/{quote(package.name, safe='')}/execute")
@@ -315,6 +315,8 @@ def run_on_server(
         finally:
             for widget in widgets:
                 widget.finish_run()
+            if own is not None:
+                own.freeze()
         result = fetch_result(client, target, eid)
     info = ServerRunInfo(
         target.server, target.tenant, package.name, package.version, eid,

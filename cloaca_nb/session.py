@@ -10,20 +10,25 @@ A :class:`NotebookSession` is fed by three calls that the IPython hooks make (se
 * two cells defining the same id is a :class:`~cloaca_nb.errors.TaskCellConflictError` raised
   at the ``@task`` line of the second cell, naming both cells.
 
-Cells are identified by the front end's cell id (JupyterLab, Notebook 7, VS Code send one). When
-the front end sends none (terminal IPython, papermill), a cell that re-declares a task id is
-taken to be a new version of the cell that owned it.
+Cells are identified by the front end's cell id (JupyterLab, Notebook 7, VS Code send one). Every
+cell has a *place*: the order in which it first ran. Re-running a cell (same id) keeps its place,
+so replays (isolated runs, ``%cloaca_build``) follow each cell's place, not the order of the last
+runs. When the front end sends no id (terminal IPython, papermill, nbconvert), a cell that
+re-declares a task id is taken to be a new version of the cell that owned it: it takes that
+cell's place, and a :class:`~cloaca_nb.errors.TaskRedefinedWarning` naming both cells says so.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 from cloaca import TaskRegistry, TaskSpec, Workflow
 from cloaca.errors import CycleError, UnknownDependencyError, WorkflowValidationError
-from cloaca_nb.errors import NoTasksError, TaskCellConflictError
+from cloaca_nb.errors import NoTasksError, TaskCellConflictError, TaskRedefinedWarning
 
 DEFAULT_WORKFLOW = "notebook"
 
@@ -37,7 +42,8 @@ class CellRecord:
     source: str
     cell_id: str | None = None
     task_ids: list[str] = field(default_factory=list)
-    sequence: int = 0  # when it last ran, for ordering cells in exports
+    sequence: int = 0  # when it last ran
+    place: int = 0  # when it first ran: replays (isolated runs, exports) follow this order
     failed: bool = False
 
     @property
@@ -90,6 +96,7 @@ class NotebookSession:
         self._current: CellRecord | None = None
         self._declared: dict[str, TaskSpec] = {}
         self._sequence = 0
+        self._places = 0
         self._observers: list[Callable[[NotebookSession], None]] = []
 
     # ------------------------------------------------------------------ cell lifecycle
@@ -114,11 +121,16 @@ class NotebookSession:
         if spec.id in self._declared and self._declared[spec.id].fn is not spec.fn:
             raise TaskCellConflictError(task_id=spec.id, cell=cell.label, other_cell=cell.label)
         owner_key = self.owner.get(spec.id)
-        if owner_key is not None and owner_key != cell.key and cell.cell_id is not None:
+        if owner_key is not None and owner_key != cell.key and owner_key in self.cells:
             other = self.cells[owner_key]
-            if other.cell_id is not None:
+            if cell.cell_id is not None and other.cell_id is not None:
                 raise TaskCellConflictError(
                     task_id=spec.id, cell=cell.label, other_cell=other.label
+                )
+            if cell.cell_id is None and spec.id not in self._declared:
+                warnings.warn(
+                    TaskRedefinedWarning(task_id=spec.id, cell=cell.label, other_cell=other.label),
+                    stacklevel=2,
                 )
         self._declared[spec.id] = spec
 
@@ -136,6 +148,11 @@ class NotebookSession:
                     break
         previous = self.cells.get(cell.key)
         old_ids = previous.task_ids if previous else []
+        if previous is not None:
+            cell.place = previous.place
+        else:
+            self._places += 1
+            cell.place = self._places
         self._sequence += 1
         cell.sequence, cell.failed = self._sequence, failed
         cell.task_ids = list(declared)
@@ -160,6 +177,10 @@ class NotebookSession:
         """The cell that defined ``task_id``, or None."""
         key = self.owner.get(task_id)
         return self.cells.get(key) if key else None
+
+    def cells_in_place_order(self) -> list[CellRecord]:
+        """Every cell the session saw, ordered by place (see the module docstring)."""
+        return sorted(self.cells.values(), key=lambda c: c.place)
 
     def task_ids(self) -> list[str]:
         """Session task ids in definition order."""
@@ -245,9 +266,41 @@ class NotebookSession:
         return f"NotebookSession(tasks={self.task_ids()!r})"
 
 
-def describe_cells(session: NotebookSession) -> list[dict[str, Any]]:
+class TaskTable(list[dict[str, Any]]):
+    """``%cloaca_tasks``: a list of ``{"task", "dependencies", "cell"}`` rows that shows as a
+    table (text in a terminal, HTML in a notebook)."""
+
+    _HEAD = ("task", "depends on", "defined in")
+
+    def _cells(self) -> list[tuple[str, str, str]]:
+        return [(r["task"], ", ".join(r["dependencies"]) or "-", r["cell"] or "-") for r in self]
+
+    def __repr__(self) -> str:
+        if not self:
+            return "no tasks in the session yet"
+        rows = [self._HEAD, *self._cells()]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(line.rstrip() for line in lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<p>no tasks in the session yet</p>"
+        head = "".join(f"<th>{escape(h)}</th>" for h in self._HEAD)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+            for row in self._cells()
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def describe_cells(session: NotebookSession) -> TaskTable:
     """One row per task: id, dependencies and defining cell (for ``%cloaca_tasks``)."""
-    rows = []
+    rows = TaskTable()
     for task_id, spec in session.specs().items():
         cell = session.cell_of(task_id)
         rows.append(

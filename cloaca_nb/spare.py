@@ -28,9 +28,21 @@ _spares: dict[tuple[str, str], SpareKernel] = {}
 _lock = threading.Lock()
 
 
+def quiet_arguments(kernel_name: str) -> list[str]:
+    """Extra kernel arguments that keep an ipykernel's startup log (e.g. "Kernel is running
+    over TCP without encryption") out of the calling cell; none for other kernels."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except NoSuchKernel:
+        return []
+    return ["--log-level=ERROR"] if any("ipykernel" in part for part in argv) else []
+
+
 async def _start(kernel_name: str, cwd: str) -> AsyncKernelManager:
     km = AsyncKernelManager(kernel_name=kernel_name)
-    await km.start_kernel(cwd=cwd)
+    await km.start_kernel(cwd=cwd, extra_arguments=quiet_arguments(kernel_name))
     kc = km.client()
     kc.start_channels()
     try:

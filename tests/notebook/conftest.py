@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 RunCell = Callable[..., Any]
+AUTO: Any = object()  # `cell(source)`: a fresh cell id; `cell(source, None)`: no id (papermill)
 
 
 @pytest.fixture
@@ -29,9 +31,12 @@ def ip() -> Iterator[Any]:
 
 @pytest.fixture
 def cell(ip: Any) -> RunCell:
-    """Run dedented source as a notebook cell; ``cell_id`` identifies the cell like JupyterLab."""
+    """Run dedented source as a notebook cell; ``cell_id`` identifies the cell like JupyterLab
+    (default: a fresh id, as for a new cell; ``None``: no id, as papermill and nbconvert)."""
 
-    def run(source: str, cell_id: str | None = None, check: bool = True) -> Any:
+    def run(source: str, cell_id: Any = AUTO, check: bool = True) -> Any:
+        if cell_id is AUTO:  # a new cell, with an id of its own as JupyterLab sends
+            cell_id = uuid.uuid4().hex
         result = ip.run_cell(textwrap.dedent(source), store_history=True, cell_id=cell_id)
         if check and not result.success:
             raise AssertionError(f"cell failed: {result.error_before_exec or result.error_in_exec}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import Any
 from jupyter_client.manager import KernelManager
 
 import cloaca
+
+AUTO: Any = object()  # default cell id: a fresh one per call
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Reply:
     stderr: str = ""
     error: dict[str, Any] | None = None
     data: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)  # update_display_data contents
     comm: list[dict[str, Any]] = field(default_factory=list)
 
     def json(self) -> Any:
@@ -40,7 +44,11 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
 
-    def run(self, code: str, cell_id: str | None = None, timeout: float = 60) -> Reply:
+    def run(self, code: str, cell_id: Any = AUTO, timeout: float = 60) -> Reply:
+        """Execute ``code`` as JupyterLab does: ``cellId`` in the request's metadata (a fresh one
+        by default, as for a new cell; ``cell_id=None`` sends none, as papermill does)."""
+        if cell_id is AUTO:
+            cell_id = uuid.uuid4().hex
         content = {"code": code, "silent": False, "store_history": True,
                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}  # fmt: skip
         msg = self.kc.session.msg("execute_request", content)
@@ -62,12 +70,14 @@ class Kernel:
                 reply.status, reply.error = "error", body
             elif kind in ("display_data", "execute_result"):
                 reply.data.append(body["data"])
+            elif kind == "update_display_data":
+                reply.updates.append(body)
             elif kind.startswith("comm_"):
                 reply.comm.append(body)
         self.kc.get_shell_msg(timeout=timeout)
         return reply
 
-    def check(self, code: str, cell_id: str | None = None) -> Reply:
+    def check(self, code: str, cell_id: Any = AUTO) -> Reply:
         """:meth:`run` and fail on an error."""
         reply = self.run(code, cell_id)
         if reply.status != "ok":
@@ -85,9 +95,9 @@ def kernel(cwd: Path) -> Iterator[Kernel]:
     km = KernelManager(kernel_name="python3")
     root = str(Path(cloaca.__file__).parents[1])
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
         "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
+    }  # without PYTEST_CURRENT_TEST ipykernel forwards fd-level output, as under JupyterLab
     km.start_kernel(cwd=str(cwd), env=env)
     k = Kernel(km)
     try:

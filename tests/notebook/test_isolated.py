@@ -13,6 +13,7 @@ import cloaca_nb
 from cloaca_nb.errors import IsolatedRunError
 from cloaca_nb.isolated import make_notebook
 from cloaca_nb.result import NotebookResult
+from cloaca_nb.showerror import error_lines
 from cloaca_nb.spare import shutdown_spares
 from tests.notebook.conftest import RunCell
 
@@ -77,6 +78,9 @@ def test_isolated_failure_is_a_clear_error(notebook: None, ip: Any, tmp_path: Pa
     assert Path(err.notebook_path).exists() and str(err.notebook_path) in str(err)
     assert "line 9, in two" in err.traceback and "(id tasks)" in err.traceback
     assert ip.user_ns["res"].statuses == {"one": "Completed", "two": "Failed"}
+    shown = error_lines(err)  # what the cell shows: the task's traceback, then one line
+    assert len(shown) == 2 and "line 9, in two" in shown[0] and "cloaca/" not in shown[0]
+    assert shown[1].endswith(str(err)) and "IsolatedRunError" in shown[1]
     html = report.read_text()
     assert "<html" in html and "asked to fail" in html
 
@@ -94,3 +98,26 @@ def test_spare_kernel_is_used_once(notebook: None, ip: Any, tmp_path: Path) -> N
     second = ip.run_line_magic("cloaca_run", f"--isolated --spare -p n=1 --workdir {tmp_path}")
     assert first.final_context["w"] == 5.0 and second.final_context["w"] == 3.0
     assert first.notebook_path != second.notebook_path
+
+
+def test_default_workdirs_share_one_capped_cache_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from cloaca_nb.isolated import KEEP_RUNS, cache_dir, default_workdir
+
+    monkeypatch.setenv("CLOACA_NB_ISOLATED_DIR", str(tmp_path / "cache"))
+    assert cache_dir() == tmp_path / "cache"
+    old = []
+    for i in range(KEEP_RUNS + 5):
+        run = default_workdir()
+        os.utime(run, (1_000_000 + i, 1_000_000 + i))  # oldest first
+        old.append(run)
+    newest = default_workdir()
+    kept = sorted(p for p in (tmp_path / "cache").iterdir())
+    assert len(kept) == KEEP_RUNS and newest in kept
+    assert set(old[-(KEEP_RUNS - 1) :]) <= set(kept) and old[0] not in kept
+    monkeypatch.delenv("CLOACA_NB_ISOLATED_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "cloaca-nb" / "isolated"
