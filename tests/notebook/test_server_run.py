@@ -96,6 +96,7 @@ def test_server_run_matches_in_kernel_and_skips_unchanged_work(
         k.check(CELL_WORK, "c-work")
         k.check(SUMMARY, "c-summary")
         k.check(f"local = %cloaca_run -p n=4 -p marker={tmp_path / 'm-local'} --no-widget")
+        k.check("%cloaca_dag", "c-dag")  # the live widget: it follows every run of the session
         run = k.run(f"remote = %cloaca_run {remote} -p n=4 -p marker={tmp_path / 'm-remote'}")
         assert run.status == "ok", run.error
         state = k.check(
