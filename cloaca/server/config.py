@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # the runner pulls in SQLAlchemy; the CLI reads these default
 DEFAULT_HOME = "~/.cloacina"
 DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_MAX_MANIFEST = 2 * 1024 * 1024
 
 
 def _runner_config() -> DefaultRunnerConfig:
@@ -62,6 +64,10 @@ class ServerConfig:
         The admin key to create on first start (None: generate one).
     max_upload_bytes:
         Largest accepted package upload; bigger bodies are refused while streaming.
+    max_body_bytes:
+        Largest accepted JSON request body (an execute call's context ...): 413 past it.
+    max_manifest_bytes:
+        Largest ``manifest.json`` in an uploaded package: 400 ``upload_failed`` past it.
     runner:
         Settings of every tenant's :class:`~cloaca.runner.DefaultRunner`.
     shutdown_grace_seconds:
@@ -75,6 +81,8 @@ class ServerConfig:
     database_url: str | None = None
     bootstrap_key: str | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    max_manifest_bytes: int = DEFAULT_MAX_MANIFEST
     runner: DefaultRunnerConfig = field(default_factory=_runner_config)
     shutdown_grace_seconds: float = 10.0
     public_url: str | None = None

@@ -32,7 +32,12 @@ class ServerState:
         config.home.mkdir(parents=True, exist_ok=True)
         self.db = ServerDB(config.url)
         self.tenants = TenantManager(config, db=self.db)
-        self.packages = Packages(self.db, PackageStore(config.packages_dir), config.staging_dir)
+        self.packages = Packages(
+            self.db,
+            PackageStore(config.packages_dir),
+            config.staging_dir,
+            config.max_manifest_bytes,
+        )
         self.tickets = Tickets()
         self.ready = False
         self.started_at = time.time()
