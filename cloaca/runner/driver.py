@@ -70,6 +70,10 @@ class ExecutionDriver:
         """Wait for the thread to end."""
         self._thread.join(timeout)
 
+    def running(self) -> bool:
+        """True while the execution's thread runs."""
+        return self._thread.is_alive()
+
     def stop(self, reason: str) -> None:
         """Cancel the run (ownership lost, or shutdown without waiting)."""
         self.lost_reason = reason

@@ -50,6 +50,46 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), number
 
 
+_PSEUDO_FS = ("/proc", "/sys", "/dev")
+
+
+def check_home(home: Path) -> None:
+    """Make sure ``home`` is (or can become) a writable directory.
+
+    Raises
+    ------
+    ValueError
+        One line naming the path and the fix (the CLIs print it and exit 2).
+    """
+    for pseudo in map(Path, _PSEUDO_FS):
+        if home == pseudo or pseudo in home.parents:
+            raise ValueError(
+                f"server home {home} is inside {pseudo}, a kernel file system; pass --home "
+                "with a directory on a real disk (e.g. ~/.cloacina)"
+            )
+    if home.exists() and not home.is_dir():
+        raise ValueError(
+            f"server home {home} is a file, not a directory; pass --home with a directory "
+            "(or move the file away)"
+        )
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot create server home {home}: {exc.strerror or exc}; create it yourself "
+            "or pass --home with a writable directory"
+        ) from None
+    probe = home / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(
+            f"server home {home} is not writable ({exc.strerror or exc}); fix its owner or "
+            "permissions, or pass --home with a writable directory"
+        ) from None
+
+
 @dataclass
 class ServerConfig:
     """Settings of one server process.

@@ -8,7 +8,8 @@ can hold is answered 400 naming the field instead of failing in the database wit
 - text: no NUL character (PostgreSQL text cannot hold it), no lone surrogate (it cannot be
   encoded as UTF-8, so every later read of it would fail), at most the column's length;
 - JSON values (an execution's context): the same, for every key and string, recursively;
-- numeric query parameters: 422 ``invalid_parameter`` naming the parameter when out of range;
+- query parameters: 422 ``invalid_parameter`` naming the parameter when not a number in range
+  (see :func:`cloaca.server.app.create_app`);
 - request bodies: :class:`BodyLimitMiddleware` answers 413 past the configured size.
 """
 
@@ -18,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -109,29 +110,7 @@ def tenant_name_problem(name: str) -> str | None:
     return None
 
 
-def bounded_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    """The integer query parameter ``name`` (``default`` when absent); 422
-    ``invalid_parameter`` naming it when it is not an integer in ``low..high``."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[+-]?[0-9]{1,20}", raw.strip()):
-        raise _bad_parameter(name, f"{raw[:40]!r} is not an integer", low, high)
-    value = int(raw)
-    if not low <= value <= high:
-        raise _bad_parameter(name, f"{value} is out of range", low, high)
-    return value
-
-
-def _bad_parameter(name: str, why: str, low: int, high: int) -> ApiError:
-    return ApiError(
-        f"query parameter {name!r}: {why}; use {low}..{high}",
-        status=422,
-        code="invalid_parameter",
-    )
-
-
-def check_params(request: Request) -> None:
+def check_params(request: HTTPConnection) -> None:
     """App-wide dependency: no path or query parameter may hold a NUL character, a lone
     surrogate or more than 1024 characters (400 naming the parameter)."""
     for kind, items in (
