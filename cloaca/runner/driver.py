@@ -79,7 +79,10 @@ class ExecutionDriver:
         self.lost_reason = reason
         loop, task = self._loop, self._task
         if loop is not None and task is not None:
-            loop.call_soon_threadsafe(task.cancel)
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # its loop is closed: the run is over already
+                pass
 
     # ------------------------------------------------------------------ the thread
     def _main(self) -> None:

@@ -240,7 +240,10 @@ class TenantManager:
             if not self._lock.wait_for(lambda: gen.users == 0, timeout=wait):
                 log.warning("tenant %r: deleted with %d request(s) still running", name, gen.users)
         if gen.runtime is not None:
-            gen.runtime.runner.shutdown(wait=False, timeout=5)
+            try:
+                gen.runtime.runner.shutdown(wait=False, timeout=5)
+            except Exception:  # the data goes anyway; nothing may run on in its name
+                log.exception("stopping the runner of deleted tenant %r failed", name)
         revoked = self.db.remove_tenant(name)
         release_storage(self.config, self.db, gen.storage or name)
         return revoked, gen.runtime is not None

@@ -38,7 +38,9 @@ class Probe:
 def package(name: str = "odd-pkg", tasks: list[dict[str, Any]] | None = None, **pkg: Any) -> bytes:
     """A package archive whose ``package`` manifest fields are overridden by ``pkg``."""
     files = python_files({"pkg/__init__.py": "", "pkg/tasks.py": BASE_SOURCE})
-    manifest = manifest_for(name, files, tasks or [{"id": "produce", "function": "pkg.tasks:produce"}])
+    manifest = manifest_for(
+        name, files, tasks or [{"id": "produce", "function": "pkg.tasks:produce"}]
+    )
     manifest["package"].update(pkg)
     return build_archive(package_entries(files, manifest, dirs=("src", "vendor")))
 
@@ -179,7 +181,9 @@ def send(client: httpx.Client, probe: Probe) -> httpx.Response:
     )
 
 
-def run_corpus(client: httpx.Client, max_body_bytes: int) -> list[tuple[Probe, int, dict[str, Any]]]:
+def run_corpus(
+    client: httpx.Client, max_body_bytes: int
+) -> list[tuple[Probe, int, dict[str, Any]]]:
     """Send every probe; return (probe, status, JSON body or {})."""
     out = []
     for probe in probes(max_body_bytes):

@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.xdist_group("server-edge"), pytest.mark.timeout(600)]
 MAX_BODY_MB = 0.5
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def edge_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
