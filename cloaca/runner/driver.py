@@ -12,6 +12,7 @@ stops the run as a lost ownership does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -79,10 +80,8 @@ class ExecutionDriver:
         self.lost_reason = reason
         loop, task = self._loop, self._task
         if loop is not None and task is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the run is over already
                 loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:  # its loop is closed: the run is over already
-                pass
 
     # ------------------------------------------------------------------ the thread
     def _main(self) -> None:
