@@ -167,6 +167,15 @@ class PackageLoaderFactory:
         self._loaded[digest] = loaded
         return loaded
 
+    def discard(self, loaded: LoadedPackage) -> None:
+        """Forget a staged package and delete its staged copy (a rejected upload); the caller
+        makes sure nothing else uses it."""
+        self._loaded.pop(loaded.archive_sha256, None)
+        self._index_path(loaded.archive_sha256).unlink(missing_ok=True)
+        root = loaded.root
+        if root.parent == self.staging_dir and _is_staged(root):
+            shutil.rmtree(root, ignore_errors=True)
+
     def _verify_into(
         self, data: bytes, dest: Path, label: str
     ) -> tuple[Manifest, ExtractedArchive]:

@@ -12,6 +12,7 @@ stops the run as a lost ownership does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -70,12 +71,17 @@ class ExecutionDriver:
         """Wait for the thread to end."""
         self._thread.join(timeout)
 
+    def running(self) -> bool:
+        """True while the execution's thread runs."""
+        return self._thread.is_alive()
+
     def stop(self, reason: str) -> None:
         """Cancel the run (ownership lost, or shutdown without waiting)."""
         self.lost_reason = reason
         loop, task = self._loop, self._task
         if loop is not None and task is not None:
-            loop.call_soon_threadsafe(task.cancel)
+            with contextlib.suppress(RuntimeError):  # a closed loop: the run is over already
+                loop.call_soon_threadsafe(task.cancel)
 
     # ------------------------------------------------------------------ the thread
     def _main(self) -> None:

@@ -327,8 +327,9 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop the runner.
 
-        With ``wait`` (the default) running executions finish first; otherwise they are
-        stopped and stay ``Running`` in the database, to be resumed by the next runner.
+        With ``wait`` (the default) running executions finish first — for at most ``timeout``
+        seconds in all, after which the rest are stopped as without ``wait``; otherwise they
+        are stopped and stay ``Running`` in the database, to be resumed by the next runner.
         """
         if self._closed:
             return
@@ -336,10 +337,16 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
         self._service.stop()
         with self._lock:
             drivers = list(self._live.values())
+        deadline = None if timeout is None else time.monotonic() + timeout
         for driver in drivers:
             if not wait:
                 driver.stop("the runner was shut down")
-            driver.join(timeout)
+            driver.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        late = [d for d in drivers if d.running()]
+        for driver in late:  # past the grace: stop them, they resume on the next start
+            driver.stop("the runner was shut down")
+        for driver in late:
+            driver.join(5.0)
         self.writer.close()
         if self.executor is not None:
             self.executor.close()

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cloaca.errors import ApiError
 from cloaca.server.config import ServerConfig
 from cloaca.server.models import ErrorBody
+from cloaca.server.validate import BodyLimitMiddleware, check_params
 
 log = logging.getLogger("cloaca.server")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -38,9 +39,11 @@ _CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    422: "invalid_parameter",
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": "Error"} for code in (400, 401, 403, 404, 409)
+    code: {"model": ErrorBody, "description": "Error"}
+    for code in (400, 401, 403, 404, 409, 413, 422)
 }
 
 
@@ -102,10 +105,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     parts = []
-    for err in exc.errors()[:5]:
+    errors = exc.errors()
+    for err in errors[:5]:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    if errors and all(tuple(e.get("loc", ()))[:1] == ("query",) for e in errors):
+        message = "invalid query parameter: " + "; ".join(parts)
+        return error_response(422, "invalid_parameter", message)
     return error_response(400, "invalid_request", "invalid request: " + "; ".join(parts))
+
+
+async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(400, "invalid_request", "invalid request: the body is nested too deeply")
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
@@ -137,11 +148,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         description="Cloacina-compatible REST API over the cloaca durable runner.",
         lifespan=lifespan,
         redirect_slashes=False,
+        dependencies=[Depends(check_params)],
     )
+    app.add_middleware(BodyLimitMiddleware, limit=cfg.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RecursionError, _too_deep)
     for module in (health, keys, tenants, workflows, executions, ws):
         app.include_router(module.router)
     return app

@@ -18,7 +18,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -130,25 +130,27 @@ def check_tenant(principal: Principal, tenant: str, role: str) -> None:
         )
 
 
-def tenant_role(role: str) -> Callable[[str, Request], Principal]:
+def tenant_role(role: str) -> Callable[[str, Request], Iterator[Principal]]:
     """FastAPI dependency factory: a key allowed ``role`` in the ``{tenant_id}`` of the path,
-    which must exist (404 ``tenant_not_found``)."""
+    which must exist (404 ``tenant_not_found``). The request holds a lease on the tenant
+    until it is answered, so deleting the tenant waits for it (and refuses later ones)."""
 
-    def dependency(tenant_id: str, request: Request) -> Principal:
+    def dependency(tenant_id: str, request: Request) -> Iterator[Principal]:
         principal = caller(request)
         check_tenant(principal, tenant_id, role)
-        if not state_of(request).tenants.exists(tenant_id):
-            raise ApiError(f"no tenant {tenant_id!r}", status=404, code="tenant_not_found")
-        return principal
+        with state_of(request).tenants.lease(tenant_id):
+            yield principal
 
     return dependency
 
 
 class Tickets:
-    """Single-use WebSocket tickets, valid :data:`TICKET_TTL_SECONDS`."""
+    """Single-use WebSocket tickets, valid :data:`TICKET_TTL_SECONDS`, and the keys revoked
+    while this process runs (their tickets and open streams end at once)."""
 
     def __init__(self) -> None:
         self._tickets: dict[str, tuple[Principal, float]] = {}
+        self._revoked: set[str] = set()
         self._lock = threading.Lock()
 
     def issue(self, principal: Principal) -> str:
@@ -161,11 +163,22 @@ class Tickets:
         return ticket
 
     def redeem(self, ticket: str | None) -> Principal | None:
-        """The principal of an unexpired ticket (consumed), or None."""
+        """The principal of an unexpired ticket (consumed) whose key is not revoked, or None."""
         if not ticket:
             return None
         with self._lock:
             entry = self._tickets.pop(ticket, None)
-        if entry is None or entry[1] < time.monotonic():
+        if entry is None or entry[1] < time.monotonic() or self.is_revoked(entry[0].key_id):
             return None
         return entry[0]
+
+    def revoke(self, key_id: str) -> None:
+        """Drop every ticket of the key ``key_id`` and mark its open streams for closing."""
+        with self._lock:
+            self._revoked.add(key_id)
+            self._tickets = {t: v for t, v in self._tickets.items() if v[0].key_id != key_id}
+
+    def is_revoked(self, key_id: str) -> bool:
+        """True when the key was revoked through this process."""
+        with self._lock:
+            return key_id in self._revoked

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # the runner pulls in SQLAlchemy; the CLI reads these default
 DEFAULT_HOME = "~/.cloacina"
 DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_MAX_MANIFEST = 2 * 1024 * 1024
 
 
 def _runner_config() -> DefaultRunnerConfig:
@@ -48,6 +50,46 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), number
 
 
+_PSEUDO_FS = ("/proc", "/sys", "/dev")
+
+
+def check_home(home: Path) -> None:
+    """Make sure ``home`` is (or can become) a writable directory.
+
+    Raises
+    ------
+    ValueError
+        One line naming the path and the fix (the CLIs print it and exit 2).
+    """
+    for pseudo in map(Path, _PSEUDO_FS):
+        if home == pseudo or pseudo in home.parents:
+            raise ValueError(
+                f"server home {home} is inside {pseudo}, a kernel file system; pass --home "
+                "with a directory on a real disk (e.g. ~/.cloacina)"
+            )
+    if home.exists() and not home.is_dir():
+        raise ValueError(
+            f"server home {home} is a file, not a directory; pass --home with a directory "
+            "(or move the file away)"
+        )
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot create server home {home}: {exc.strerror or exc}; create it yourself "
+            "or pass --home with a writable directory"
+        ) from None
+    probe = home / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(
+            f"server home {home} is not writable ({exc.strerror or exc}); fix its owner or "
+            "permissions, or pass --home with a writable directory"
+        ) from None
+
+
 @dataclass
 class ServerConfig:
     """Settings of one server process.
@@ -62,6 +104,10 @@ class ServerConfig:
         The admin key to create on first start (None: generate one).
     max_upload_bytes:
         Largest accepted package upload; bigger bodies are refused while streaming.
+    max_body_bytes:
+        Largest accepted JSON request body (an execute call's context ...): 413 past it.
+    max_manifest_bytes:
+        Largest ``manifest.json`` in an uploaded package: 400 ``upload_failed`` past it.
     runner:
         Settings of every tenant's :class:`~cloaca.runner.DefaultRunner`.
     shutdown_grace_seconds:
@@ -75,6 +121,8 @@ class ServerConfig:
     database_url: str | None = None
     bootstrap_key: str | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    max_manifest_bytes: int = DEFAULT_MAX_MANIFEST
     runner: DefaultRunnerConfig = field(default_factory=_runner_config)
     shutdown_grace_seconds: float = 10.0
     public_url: str | None = None

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    func,
     insert,
     select,
     text,
@@ -42,6 +43,9 @@ tenants = Table(
     Column("name", String(63), primary_key=True),
     Column("description", Text, nullable=True),
     Column("created_at", Float, nullable=False),
+    # the schema (PostgreSQL) or file stem (SQLite) this generation of the tenant owns;
+    # NULL for tenants created before s0003 (their storage is named after them)
+    Column("storage", String(63), nullable=True),
 )
 
 api_keys = Table(
@@ -151,14 +155,21 @@ class ServerDB:
             rows = conn.execute(select(tenants).order_by(tenants.c.name)).all()
         return [(r.name, r.description) for r in rows]
 
-    def add_tenant(self, name: str, description: str | None) -> bool:
-        """Create tenant ``name``; False when it exists."""
+    def tenant_storage(self) -> dict[str, str | None]:
+        """Every created tenant's storage name (None: named after the tenant), by name."""
+        with self.store.read() as conn:
+            rows = conn.execute(select(tenants.c.name, tenants.c.storage)).all()
+        return {r.name: r.storage for r in rows}
+
+    def add_tenant(self, name: str, description: str | None, storage: str | None = None) -> bool:
+        """Create tenant ``name`` owning ``storage``; False when a tenant of that name (in any
+        letter case) exists."""
+        taken = select(tenants.c.name).where(func.lower(tenants.c.name) == name.lower())
+        row = {"name": name, "description": description, "created_at": _now(), "storage": storage}
         with self.store.write() as conn:
-            if conn.execute(select(tenants.c.name).where(tenants.c.name == name)).first():
+            if conn.execute(taken).first():
                 return False
-            conn.execute(
-                insert(tenants), [{"name": name, "description": description, "created_at": _now()}]
-            )
+            conn.execute(insert(tenants), [row])
         return True
 
     def remove_tenant(self, name: str) -> int:
@@ -193,13 +204,15 @@ class ServerDB:
         return _key(row) if row else None
 
     def list_keys(self, tenant_id: str | None = None, *, all_tenants: bool = False) -> list[KeyRow]:
-        """Keys of ``tenant_id`` (None: global keys), or every key with ``all_tenants``."""
+        """Keys of ``tenant_id`` (None: the ``public`` tenant's global keys), never the
+        server-wide god-mode key; every key with ``all_tenants``."""
         q = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
         if not all_tenants:
             q = q.where(
                 api_keys.c.tenant_id.is_(None)
                 if tenant_id is None
-                else api_keys.c.tenant_id == tenant_id
+                else api_keys.c.tenant_id == tenant_id,
+                api_keys.c.is_admin.is_(False),
             )
         with self.store.read() as conn:
             return [_key(r) for r in conn.execute(q)]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 VERSION_TABLE = "cloacina_server_version"
-HEAD = "s0002"
+HEAD = "s0003"
 FIRST = "s0001"
 FIRST_TABLES = frozenset({"cloacina_tenants", "cloacina_api_keys", "cloacina_packages"})
 SERVER_TABLES = FIRST_TABLES | {"cloacina_workflow_pauses"}

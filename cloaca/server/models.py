@@ -7,11 +7,15 @@ and land in the SDK models' ``additional_properties``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from cloaca.server.validate import safe_json, safe_text
 
 Role = Literal["read", "write", "admin"]
+SafeText = Annotated[str, AfterValidator(safe_text)]
+SafeJson = Annotated[dict[str, Any], AfterValidator(safe_json)]
 
 
 class _Out(BaseModel):
@@ -107,7 +111,7 @@ class ExecuteRequest(BaseModel):
     """``{"context": {...}}`` or ``{}``."""
 
     model_config = ConfigDict(extra="allow")
-    context: dict[str, Any] | None = None
+    context: SafeJson | None = None
 
 
 class ExecuteResponse(_Out):
@@ -215,7 +219,7 @@ class WsTicket(_Out):
 class CreateKeyRequest(BaseModel):
     """Body of `POST /v1/auth/keys` and `POST /v1/tenants/{t}/keys`."""
 
-    name: str = Field(min_length=1, max_length=255)
+    name: SafeText = Field(min_length=1, max_length=255)
     role: Role = "read"
 
 
@@ -270,8 +274,8 @@ class CreateTenantRequest(BaseModel):
     """Body of `POST /v1/tenants`."""
 
     name: str = Field(min_length=1, max_length=63)
-    description: str | None = None
-    password: str | None = None
+    description: SafeText | None = Field(None, max_length=4096)
+    password: SafeText | None = Field(None, max_length=1024)
 
 
 class TenantCreated(_Out):

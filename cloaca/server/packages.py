@@ -23,12 +23,15 @@ from typing import TYPE_CHECKING
 
 from cloaca.errors import ApiError, CloacaError
 from cloaca.execution.executors.archives import register_archive
+from cloaca.registry.extract import ArchiveLimits
 from cloaca.registry.loader import PackageLoaderFactory
 from cloaca.registry.workers import WorkerPools
 from cloaca.server.builds import build_workflow, check_alone, foreign_dependencies
 from cloaca.server.tenants import Installed, TenantRuntime
+from cloaca.server.validate import check_text
 
 if TYPE_CHECKING:
+    from cloaca.registry.loader import LoadedPackage
     from cloaca.server.db import PackageRow, ServerDB
 
 log = logging.getLogger("cloaca.server")
@@ -37,6 +40,17 @@ log = logging.getLogger("cloaca.server")
 def package_id(sha256: str) -> str:
     """The API id of an archive: its SHA-256's first 128 bits, written as a UUID."""
     return str(uuid.UUID(hex=sha256[:32]))
+
+
+def check_columns(loaded: LoadedPackage) -> None:
+    """400 ``upload_failed`` naming the manifest field that no package column can hold."""
+    pkg = loaded.manifest.package
+    try:
+        check_text(pkg.name, "manifest field package.name", 255)
+        check_text(pkg.version, "manifest field package.version", 64)
+        check_text(pkg.description, "manifest field package.description", 65536)
+    except ApiError as exc:
+        raise ApiError(exc.message, status=400, code="upload_failed") from None
 
 
 class PackageStore:
@@ -78,10 +92,14 @@ class PackageStore:
 class Packages:
     """Installs, reloads and removes packages of tenants."""
 
-    def __init__(self, db: ServerDB, store: PackageStore, staging: Path) -> None:
+    def __init__(
+        self, db: ServerDB, store: PackageStore, staging: Path, max_manifest_bytes: int
+    ) -> None:
         self.db = db
         self.store = store
-        self.loader = PackageLoaderFactory(staging)
+        self.loader = PackageLoaderFactory(
+            staging, limits=ArchiveLimits(max_manifest_bytes=max_manifest_bytes)
+        )
         self.pools = WorkerPools()
         self._lock = threading.Lock()
 
@@ -107,9 +125,17 @@ class Packages:
         sha256 = hashlib.sha256(data).hexdigest()
         try:
             loaded = self.loader.load(data, source=f"upload {sha256[:12]}")
-            check_alone(loaded, self.pools)
         except CloacaError as exc:
             raise ApiError(str(exc), status=400, code="upload_failed") from exc
+        try:
+            check_columns(loaded)
+            check_alone(loaded, self.pools)
+        except CloacaError as exc:
+            self._discard(loaded)
+            raise ApiError(str(exc), status=400, code="upload_failed") from exc
+        except ApiError:
+            self._discard(loaded)
+            raise
         tenant = runtime.name
         with self._lock:
             same = self.db.find_package(tenant, name=loaded.name, version=loaded.version)
@@ -122,26 +148,37 @@ class Packages:
                     status=409,
                     code="package_exists",
                 )
-            self.store.save(data, sha256)
-            register_archive(loaded, self.store.path(sha256))  # for executor="dask"
-            pkg = loaded.manifest.package
-            self.db.add_package(
-                {
-                    "tenant_id": tenant,
-                    "id": package_id(sha256),
-                    "package_name": pkg.name,
-                    "version": pkg.version,
-                    "description": pkg.description,
-                    "sha256": sha256,
-                    "fingerprint": pkg.fingerprint,
-                    "manifest": loaded.manifest.model_dump(mode="json"),
-                }
-            )
+            try:
+                self.store.save(data, sha256)
+                register_archive(loaded, self.store.path(sha256))  # for executor="dask"
+                pkg = loaded.manifest.package
+                self.db.add_package(
+                    {
+                        "tenant_id": tenant,
+                        "id": package_id(sha256),
+                        "package_name": pkg.name,
+                        "version": pkg.version,
+                        "description": pkg.description,
+                        "sha256": sha256,
+                        "fingerprint": pkg.fingerprint,
+                        "manifest": loaded.manifest.model_dump(mode="json"),
+                    }
+                )
+            except BaseException:  # nothing half-stored: no archive without its row
+                if not self.db.sha256_in_use(sha256):
+                    self.store.remove(sha256)
+                raise
             row = self.db.find_package(tenant, package_id=package_id(sha256))
             assert row is not None
             runtime.install(Installed(row, loaded, None, "not built yet"))
             self.rebuild(runtime, loaded.name)
         return row, True
+
+    def _discard(self, loaded: LoadedPackage) -> None:
+        """Delete the staged copy of a rejected upload unless an installed package uses it."""
+        with self._lock:
+            if not any(r.fingerprint == loaded.fingerprint for r in self.db.list_packages()):
+                self.loader.discard(loaded)
 
     def reload(self, runtime: TenantRuntime) -> int:
         """Install every stored package of ``runtime``'s tenant again (server start)."""
@@ -183,12 +220,13 @@ class Packages:
             if not self.db.sha256_in_use(row.sha256):
                 self.store.remove(row.sha256)
 
-    def drop_unused(self, rows: list[PackageRow]) -> None:
-        """Delete the archives of ``rows`` that no tenant uses any more (tenant removal)."""
+    def drop_orphans(self) -> None:
+        """Delete the stored archives no package row uses any more (tenant removal)."""
         with self._lock:
-            for row in rows:
-                if not self.db.sha256_in_use(row.sha256):
-                    self.store.remove(row.sha256)
+            used = {row.sha256 for row in self.db.list_packages()}
+            for path in self.store.root.glob("*.cloaca"):
+                if path.stem not in used:
+                    path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Stop every worker process."""

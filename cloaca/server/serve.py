@@ -52,7 +52,8 @@ def serve(config: ServerConfig, bind: str = "127.0.0.1:8080", *, log_level: str 
             access_log=log_level == "debug",
             ws="websockets-sansio",
             lifespan="on",
-            timeout_graceful_shutdown=int(config.shutdown_grace_seconds) + 5,
+            # open requests get a few seconds; running executions then get the grace
+            timeout_graceful_shutdown=max(1, min(int(config.shutdown_grace_seconds), 5)),
         )
     )
     server.run(sockets=[sock])

@@ -32,7 +32,12 @@ class ServerState:
         config.home.mkdir(parents=True, exist_ok=True)
         self.db = ServerDB(config.url)
         self.tenants = TenantManager(config, db=self.db)
-        self.packages = Packages(self.db, PackageStore(config.packages_dir), config.staging_dir)
+        self.packages = Packages(
+            self.db,
+            PackageStore(config.packages_dir),
+            config.staging_dir,
+            config.max_manifest_bytes,
+        )
         self.tickets = Tickets()
         self.ready = False
         self.started_at = time.time()
@@ -52,18 +57,7 @@ class ServerState:
     def _bootstrap(self) -> None:
         if self.db.has_active_admin_key():
             return
-        key = self.config.bootstrap_key or new_key()
-        self.db.add_key(
-            {
-                "id": str(uuid.uuid4()),
-                "name": "bootstrap",
-                "key_hash": hash_key(key),
-                "role": "admin",
-                "tenant_id": None,
-                "is_admin": True,
-            }
-        )
-        write_secret(self.config.bootstrap_key_path, key + "\n")
+        add_bootstrap_key(self.db, self.config, self.config.bootstrap_key or new_key())
         log.info("bootstrap admin key written to %s (mode 0600)", self.config.bootstrap_key_path)
 
     def _write_state_file(self) -> None:
@@ -84,6 +78,35 @@ class ServerState:
         self.tenants.close(self.config.shutdown_grace_seconds)
         self.packages.close()
         self.db.close()
+
+
+def add_bootstrap_key(db: ServerDB, config: ServerConfig, key: str) -> None:
+    """Store ``key`` as the god-mode key and write it to ``<home>/bootstrap-key``."""
+    db.add_key(
+        {
+            "id": str(uuid.uuid4()),
+            "name": "bootstrap",
+            "key_hash": hash_key(key),
+            "role": "admin",
+            "tenant_id": None,
+            "is_admin": True,
+        }
+    )
+    write_secret(config.bootstrap_key_path, key + "\n")
+
+
+def rotate_bootstrap_key(config: ServerConfig) -> Path:
+    """Revoke every god-mode key and write a new one to ``<home>/bootstrap-key`` (the
+    operator's way to replace it; the API cannot). Returns the key file's path."""
+    db = ServerDB(config.url)
+    try:
+        old = [r.id for r in db.list_keys(all_tenants=True) if r.is_admin and not r.revoked]
+        add_bootstrap_key(db, config, new_key())  # the new key is on disk before the old goes
+        for key_id in old:
+            db.revoke_key(key_id)
+    finally:
+        db.close()
+    return config.bootstrap_key_path
 
 
 def write_secret(path: Path, text: str) -> None:

@@ -1,18 +1,22 @@
 """Tenants at run time: one :class:`~cloaca.runner.DefaultRunner` per tenant, and the
 workflows its packages registered.
 
-Isolation: on PostgreSQL a tenant's executions live in the schema named after it
+Isolation: on PostgreSQL a tenant's executions live in a schema of its own
 (``DefaultRunner.with_schema``; ``public`` is the default schema); on SQLite in a database file
-of its own beside the main one. Keys and packages are rows with a ``tenant_id`` in the server
-tables (:mod:`cloaca.server.db`). A runner only claims executions of workflows registered on it,
-so the server registers a tenant's stored packages right after creating its runner and
-interrupted executions resume once their workflow is back.
+of its own beside the main one — both named per generation (:mod:`cloaca.server.schemas`).
+Keys and packages are rows with a ``tenant_id`` in the server tables (:mod:`cloaca.server.db`).
+A runner only claims executions of workflows registered on it, so the server registers a
+tenant's stored packages right after creating its runner and interrupted executions resume
+once their workflow is back.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +25,9 @@ from sqlalchemy import func, select
 
 from cloaca.errors import ApiError
 from cloaca.runner import DefaultRunner
+from cloaca.server.schemas import claim_storage, release_storage
+from cloaca.server.validate import tenant_name_problem
 from cloaca.storage.models import pipeline_executions as pe
-from cloaca.storage.url import SCHEMA_RE
 
 if TYPE_CHECKING:
     from cloaca.registry.loader import LoadedPackage
@@ -127,92 +132,143 @@ class TenantRuntime:
         )
 
 
+@dataclass
+class _Generation:
+    """One generation of a tenant: the storage it owns, its runtime (started on first use)
+    and the requests using it right now (deletion waits for them)."""
+
+    name: str
+    storage: str | None
+    runtime: TenantRuntime | None = None
+    users: int = 0
+
+
 class TenantManager:
-    """Creates tenants' runners on first use and tears them down."""
+    """Creates tenants' runners on first use and tears them down.
+
+    Each tenant is a *generation*: created with storage of its own (see
+    :mod:`cloaca.server.schemas`), used by requests through :meth:`lease`. Deleting a tenant
+    removes it from the map at once (new requests get 404), waits for the requests still
+    using it, stops its runner and only then drops its data; a tenant created again with the
+    same name gets new storage, so it starts empty whatever the old one still had in flight.
+    """
 
     def __init__(self, config: ServerConfig, db: ServerDB) -> None:
         self.config = config
         self.db = db
-        self._runtimes: dict[str, TenantRuntime] = {}
-        self._names = {PUBLIC} | {name for name, _ in db.list_tenants()}
-        self._lock = threading.Lock()
+        self._tenants = {PUBLIC: _Generation(PUBLIC, None)}
+        for name, storage in db.tenant_storage().items():
+            self._tenants[name] = _Generation(name, storage)
+        self._lock = threading.Condition()
 
     def exists(self, name: str) -> bool:
         """True for ``public`` and every created tenant."""
-        return name in self._names
+        return name in self._tenants
 
     def names(self) -> list[str]:
         """Every tenant, ``public`` first."""
-        return [PUBLIC, *sorted(self._names - {PUBLIC})]
+        return [PUBLIC, *sorted(set(self._tenants) - {PUBLIC})]
 
     def runtime(self, name: str) -> TenantRuntime:
-        """The runtime of tenant ``name`` (its runner is started on first use)."""
+        """The runtime of tenant ``name`` (its runner is started on first use); 404
+        ``tenant_not_found`` when there is no such tenant (any more)."""
         with self._lock:
-            rt = self._runtimes.get(name)
-            if rt is None:
-                rt = self._runtimes[name] = TenantRuntime(name, self._runner(name))
-            return rt
+            gen = self._tenants.get(name)
+            if gen is None:
+                raise _not_found(name)
+            if gen.runtime is None:
+                gen.runtime = TenantRuntime(name, self._runner(gen))
+            return gen.runtime
 
-    def _runner(self, name: str) -> DefaultRunner:
+    def generation(self, name: str) -> object | None:
+        """An opaque token of the tenant's current generation (None: no such tenant)."""
+        return self._tenants.get(name)
+
+    @contextmanager
+    def lease(self, name: str, generation: object | None = None) -> Iterator[None]:
+        """Use tenant ``name`` (of ``generation``, when given) for the duration of the block:
+        its deletion waits until the block is left. 404 ``tenant_not_found`` when it is gone."""
+        with self._lock:
+            gen = self._tenants.get(name)
+            if gen is None or (generation is not None and gen is not generation):
+                raise _not_found(name)
+            gen.users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                gen.users -= 1
+                self._lock.notify_all()
+
+    def _runner(self, gen: _Generation) -> DefaultRunner:
         cfg = self.config
+        if gen.name == PUBLIC:
+            return DefaultRunner(cfg.url, cfg.runner)
+        storage = gen.storage or gen.name
         if cfg.is_postgres:
-            if name == PUBLIC:
-                return DefaultRunner(cfg.url, cfg.runner)
-            return DefaultRunner.with_schema(cfg.url, name, cfg.runner)
-        url = cfg.url if name == PUBLIC else cfg.tenant_sqlite_url(name)
+            return DefaultRunner.with_schema(cfg.url, storage, cfg.runner)
+        url = cfg.tenant_sqlite_url(storage)
         if url.startswith("sqlite:///") and ":memory:" not in url:
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         return DefaultRunner(url, cfg.runner)
 
     def create(self, name: str, description: str | None) -> None:
-        """Create tenant ``name`` (400 for a bad name, 409 when it exists)."""
-        if not SCHEMA_RE.match(name) or name.lower().startswith("pg_"):
+        """Create tenant ``name`` with fresh storage (400 for a bad or reserved name, 409 when
+        it exists)."""
+        problem = tenant_name_problem(name)
+        if problem:
             raise ApiError(
-                f"invalid tenant name {name!r}: use letters, digits and underscores, starting "
-                "with a letter or underscore, at most 63 characters",
-                status=400,
-                code="invalid_request",
+                f"invalid tenant name {name!r}: {problem}", status=400, code="invalid_request"
             )
-        if name == PUBLIC or not self.db.add_tenant(name, description):
+        storage = claim_storage(self.config, self.db, name)
+        if not self.db.add_tenant(name, description, storage):
+            release_storage(self.config, self.db, storage)
             raise ApiError(f"tenant {name!r} already exists", status=409, code="tenant_exists")
         with self._lock:
-            self._names.add(name)
+            self._tenants[name] = _Generation(name, storage)
 
-    def remove(self, name: str) -> tuple[int, bool]:
-        """Delete tenant ``name``: stop its runner, drop its data, revoke its keys.
+    def remove(self, name: str, wait: float = 30.0) -> tuple[int, bool]:
+        """Delete tenant ``name``: refuse new requests at once, wait (up to ``wait`` seconds)
+        for the ones using it, stop its runner, then drop its data and revoke its keys.
 
         Returns (keys revoked, whether a runner was stopped).
         """
         with self._lock:
-            self._names.discard(name)
-            rt = self._runtimes.pop(name, None)
-        if rt is not None:
-            rt.runner.shutdown(wait=False, timeout=5)
+            gen = self._tenants.pop(name, None)
+            if gen is None:
+                raise _not_found(name)
+            if not self._lock.wait_for(lambda: gen.users == 0, timeout=wait):
+                log.warning("tenant %r: deleted with %d request(s) still running", name, gen.users)
+        if gen.runtime is not None:
+            try:
+                gen.runtime.runner.shutdown(wait=False, timeout=5)
+            except Exception:  # the data goes anyway; nothing may run on in its name
+                log.exception("stopping the runner of deleted tenant %r failed", name)
         revoked = self.db.remove_tenant(name)
-        self._drop_data(name)
-        return revoked, rt is not None
-
-    def _drop_data(self, name: str) -> None:
-        if self.config.is_postgres:
-            from sqlalchemy import text
-
-            with self.db.store.write() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-            return
-        url = self.config.tenant_sqlite_url(name)
-        if url.startswith("sqlite:///") and ":memory:" not in url:
-            base = Path(url[len("sqlite:///") :])
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{base}{suffix}").unlink(missing_ok=True)
+        release_storage(self.config, self.db, gen.storage or name)
+        return revoked, gen.runtime is not None
 
     def close(self, grace: float) -> None:
-        """Stop every runner; executions still running after ``grace`` seconds are left
-        ``Running`` and resumed by the next start."""
+        """Stop every runner together; executions still running after ``grace`` seconds are
+        left ``Running`` and resumed by the next start."""
         with self._lock:
-            runtimes = list(self._runtimes.values())
-            self._runtimes.clear()
-        for rt in runtimes:
+            runtimes = [g.runtime for g in self._tenants.values() if g.runtime is not None]
+            for gen in self._tenants.values():
+                gen.runtime = None
+        deadline = time.monotonic() + grace
+
+        def stop(rt: TenantRuntime) -> None:
             try:
-                rt.runner.shutdown(wait=True, timeout=grace)
+                rt.runner.shutdown(wait=True, timeout=max(0.0, deadline - time.monotonic()))
             except Exception:
                 log.exception("stopping the runner of tenant %r failed", rt.name)
+
+        threads = [threading.Thread(target=stop, args=(rt,), daemon=True) for rt in runtimes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()) + 10)
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(f"no tenant {name!r}", status=404, code="tenant_not_found")

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 from cloaca.errors import StorageError
 
 _PG_PREFIXES = ("postgresql+psycopg://", "postgresql://", "postgres://")
-SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+SCHEMA_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")  # use with fullmatch
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def _sqlite_file(original: str, path: str, busy: int) -> DatabaseURL:
 
 def check_schema_name(schema: str) -> str:
     """Return ``schema`` if it is a safe PostgreSQL identifier, else raise ValueError."""
-    if not SCHEMA_RE.match(schema or ""):
+    if not isinstance(schema, str) or not SCHEMA_RE.fullmatch(schema):
         raise ValueError(
             f"invalid schema name {schema!r}: use letters, digits and underscores "
             "(not starting with a digit), at most 63 characters"

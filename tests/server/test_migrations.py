@@ -99,7 +99,7 @@ def test_upgrading_from_s0001_adds_the_workflow_pauses_table(db_url: str) -> Non
                 text("INSERT INTO cloacina_tenants (name, created_at) VALUES ('old', 1.0)")
             )
         migrate.upgrade(store)
-        assert _revision(store) == migrate.HEAD == "s0002"
+        assert _revision(store) == migrate.HEAD == "s0003"
         assert "cloacina_workflow_pauses" in inspect(store.engine).get_table_names()
         assert _diff(store) == []
     finally:
@@ -107,6 +107,7 @@ def test_upgrading_from_s0001_adds_the_workflow_pauses_table(db_url: str) -> Non
     db = ServerDB(db_url)
     try:
         assert [name for name, _ in db.list_tenants()] == ["old"]
+        assert db.tenant_storage() == {"old": None}  # s0003: storage named after the tenant
         assert not db.is_paused("old", "wf")
         db.set_paused("old", "wf", True)
         db.set_paused("old", "wf", True)  # idempotent

@@ -1,6 +1,7 @@
 """Fuzz the API with schemathesis against its own ``/openapi.json``: no request — valid or
 not, with the admin key — may make the server answer 5xx, and documented 2xx bodies must
-match the spec. Bounded and deterministic (few examples per operation, derandomized)."""
+match the spec; on SQLite and on PostgreSQL. Bounded and deterministic (few examples per
+operation, derandomized)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,17 @@ from tests.server.support import ServerProcess
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server-fuzz")]
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("fuzz-home"), "--max-upload-mb", "1").start()
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def fuzz_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server on SQLite or on a fresh PostgreSQL database."""
+    args = ["--max-upload-mb", "1"]
+    if request.param == "postgresql":
+        args += ["--database-url", request.getfixturevalue("pg_database")]
+    srv = ServerProcess(tmp_path_factory.mktemp(f"fuzz-{request.param}"), *args).start()
     yield srv
     srv.stop()
 

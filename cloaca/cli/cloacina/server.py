@@ -1,5 +1,6 @@
 """``cloacina server start | stop | status | health``.
 
+``rotate-key`` replaces the bootstrap key on the host (the API cannot revoke it).
 ``start`` serves in the foreground (``--background`` detaches, logging to
 ``<home>/server.log``, and returns once the server answers). ``stop`` signals the process named
 in ``<home>/server.json``; ``status`` reports it; ``health`` asks ``--server`` and exits 0 when
@@ -26,7 +27,7 @@ START_TIMEOUT = 60.0
 
 def add_start_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``server start`` (shared with ``cloacina-server``)."""
-    from cloaca.server.config import DEFAULT_BIND
+    from cloaca.server.config import DEFAULT_BIND, DEFAULT_MAX_BODY, DEFAULT_MAX_MANIFEST
 
     parser.add_argument("--bind", default=DEFAULT_BIND, help=f"HOST:PORT (default {DEFAULT_BIND})")
     parser.add_argument(
@@ -46,6 +47,18 @@ def add_start_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-upload-mb", type=int, default=100, help="largest package upload (default 100)"
     )
     parser.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=DEFAULT_MAX_BODY / 2**20,
+        help="largest JSON request body, e.g. an execute call's context (default 10)",
+    )
+    parser.add_argument(
+        "--max-manifest-kb",
+        type=int,
+        default=DEFAULT_MAX_MANIFEST // 1024,
+        help="largest manifest.json in an uploaded package (default 2048)",
+    )
+    parser.add_argument(
         "--shutdown-grace", type=float, default=10.0, help="seconds running executions get on stop"
     )
     parser.add_argument(
@@ -60,14 +73,19 @@ def add_start_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from cloaca.server.config import ServerConfig, default_home, parse_bind
+    from cloaca.server.config import ServerConfig, check_home, default_home, parse_bind
 
     parse_bind(args.bind)  # fail early on a malformed address
+    if args.max_body_mb <= 0 or args.max_manifest_kb <= 0 or args.shutdown_grace < 0:
+        raise ValueError("--max-body-mb and --max-manifest-kb must be > 0, --shutdown-grace >= 0")
+    check_home(Path(args.server_home or getattr(args, "home", None) or default_home()).resolve())
     config = ServerConfig(
         home=Path(args.server_home or getattr(args, "home", None) or default_home()),
         database_url=args.database_url,
         bootstrap_key=args.bootstrap_key or os.environ.get("CLOACINA_BOOTSTRAP_KEY"),
         max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_manifest_bytes=args.max_manifest_kb * 1024,
         shutdown_grace_seconds=args.shutdown_grace,
     )
     if getattr(args, "dask_scheduler", None):
@@ -107,6 +125,7 @@ def cmd_start(ctx: Ctx, args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "cloaca.cli.server", "--bind", args.bind]
     argv += ["--home", str(config.home), "--max-upload-mb", str(args.max_upload_mb)]
     argv += ["--log-level", args.log_level, "--shutdown-grace", str(args.shutdown_grace)]
+    argv += ["--max-body-mb", str(args.max_body_mb), "--max-manifest-kb", str(args.max_manifest_kb)]
     if args.database_url:
         argv += ["--database-url", args.database_url]
     if args.dask_scheduler:
@@ -185,6 +204,19 @@ def cmd_health(ctx: Ctx, args: argparse.Namespace) -> int:
     return EXIT_OK if up else EXIT_DOWN
 
 
+def cmd_rotate_key(ctx: Ctx, args: argparse.Namespace) -> int:
+    """``server rotate-key``: on the server's host, replace the bootstrap key (the API cannot
+    revoke it). Works while the server runs: keys are checked on every request."""
+    from cloaca.server.config import ServerConfig, check_home
+    from cloaca.server.state import rotate_bootstrap_key
+
+    check_home(ctx.home.resolve())
+    config = ServerConfig(home=ctx.home, database_url=args.database_url)
+    path = rotate_bootstrap_key(config)
+    ctx.emit({"status": "rotated", "key_file": str(path)}, id_key="key_file")
+    return EXIT_OK
+
+
 def register(sub: Any) -> None:
     """Add the ``server`` noun."""
     noun = sub.add_parser("server", help="run and check the server")
@@ -197,6 +229,15 @@ def register(sub: Any) -> None:
     stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
     stop.set_defaults(handler=cmd_stop)
     verbs.add_parser("status", help="is the local server running?").set_defaults(handler=cmd_status)
+    rotate = verbs.add_parser(
+        "rotate-key", help="replace the bootstrap key (on the server's host; revokes the old one)"
+    )
+    rotate.add_argument(
+        "--database-url",
+        default=os.environ.get("CLOACINA_DATABASE_URL"),
+        help="the server's database (default: SQLite under --home)",
+    )
+    rotate.set_defaults(handler=cmd_rotate_key)
     health = verbs.add_parser("health", help="exit 0 when --server is up, 2 otherwise")
     health.add_argument("--timeout", type=float, default=5.0)
     health.set_defaults(handler=cmd_health)

@@ -15,6 +15,7 @@ from cloaca.server.app import ERROR_RESPONSES
 from cloaca.server.auth import Principal, state_of, tenant_role
 from cloaca.server.models import ExecutionDetail, ExecutionEvents, ExecutionList, ExecutionTasks
 from cloaca.server.tenants import TenantRuntime
+from cloaca.server.validate import MAX_OFFSET
 from cloaca.server.views import events, execution_detail, execution_summary, task_records
 
 router = APIRouter(tags=["executions"], responses=ERROR_RESPONSES)
@@ -57,6 +58,12 @@ def list_executions(
     _: Principal = Depends(tenant_role("read")),
 ) -> dict[str, Any]:
     """Executions, newest first; ``limit`` 1..1000, ``offset`` >= 0."""
+    if offset > MAX_OFFSET:
+        raise ApiError(
+            f"query parameter 'offset' is out of range; use 0..{MAX_OFFSET}",
+            status=422,
+            code="invalid_parameter",
+        )
     if not 1 <= limit <= 1000 or offset < 0:
         raise ApiError(
             "limit must be 1..1000 and offset >= 0", status=400, code="invalid_pagination"

@@ -72,11 +72,19 @@ def _revoke(request: Request, key_id: str, tenant: str | None, any_tenant: bool)
         uuid.UUID(key_id)
     except ValueError:
         raise ApiError(f"malformed key id {key_id!r}", status=400, code="invalid_request") from None
-    db = state_of(request).db
-    row = db.get_key(key_id)
-    if row is None or not (any_tenant or row.tenant_id == tenant):
+    state = state_of(request)
+    row = state.db.get_key(key_id)
+    if row is None or not (any_tenant or (row.tenant_id == tenant and not row.is_admin)):
         raise ApiError(f"no key {key_id!r}", status=404, code="key_not_found")
-    db.revoke_key(key_id)
+    if row.is_admin:
+        raise ApiError(
+            "the bootstrap key cannot be revoked through the API (that would lock the operator "
+            "out); rotate it on the server's host with 'cloacina server rotate-key --home DIR'",
+            status=403,
+            code="bootstrap_key_protected",
+        )
+    state.db.revoke_key(key_id)
+    state.tickets.revoke(key_id)
     return {"id": key_id, "status": "revoked"}
 
 
@@ -97,7 +105,8 @@ def list_keys(request: Request, _: Principal = Depends(god_mode)) -> dict[str, A
 
 @router.delete("/v1/auth/keys/{key_id}", response_model=KeyRevoked)
 def revoke_key(key_id: str, request: Request, _: Principal = Depends(god_mode)) -> dict[str, str]:
-    """Revoke any key."""
+    """Revoke any key but the bootstrap key (403 ``bootstrap_key_protected``); its WebSocket
+    tickets and open streams end at once."""
     return _revoke(request, key_id, None, any_tenant=True)
 
 
@@ -116,7 +125,7 @@ def create_tenant_key(
 def list_tenant_keys(
     tenant_id: str, request: Request, _: Principal = Depends(tenant_role("admin"))
 ) -> dict[str, Any]:
-    """The tenant's keys."""
+    """The tenant's keys (never the server-wide bootstrap key)."""
     rows = state_of(request).db.list_keys(None if tenant_id == "public" else tenant_id)
     return {"items": [key_info(r) for r in rows], "total": len(rows)}
 
@@ -125,7 +134,7 @@ def list_tenant_keys(
 def revoke_tenant_key(
     tenant_id: str, key_id: str, request: Request, _: Principal = Depends(tenant_role("admin"))
 ) -> dict[str, str]:
-    """Revoke one of the tenant's keys."""
+    """Revoke one of the tenant's keys; its WebSocket tickets and open streams end at once."""
     return _revoke(request, key_id, None if tenant_id == "public" else tenant_id, False)
 
 

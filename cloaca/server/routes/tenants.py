@@ -19,7 +19,7 @@ router = APIRouter(tags=["tenants"], responses=ERROR_RESPONSES)
 def create_tenant(
     body: CreateTenantRequest, request: Request, _: Principal = Depends(god_mode)
 ) -> dict[str, Any]:
-    """Create a tenant (its name is also its PostgreSQL schema)."""
+    """Create a tenant (with a PostgreSQL schema or SQLite file of its own)."""
     state_of(request).tenants.create(body.name, body.description)
     return {"name": body.name, "username": body.name, "description": body.description}
 
@@ -35,16 +35,13 @@ def list_tenants(request: Request, _: Principal = Depends(god_mode)) -> dict[str
 async def remove_tenant(
     schema_name: str, request: Request, _: Principal = Depends(god_mode)
 ) -> dict[str, Any]:
-    """Delete a tenant: stop its runner, drop its executions and packages, revoke its keys."""
+    """Delete a tenant: refuse its requests at once, stop its runner, drop its executions and
+    packages, revoke its keys. A tenant created again with this name starts empty."""
     state = state_of(request)
-    tenants = state.tenants
     if schema_name == "public":
         raise ApiError("the public tenant cannot be removed", status=400, code="invalid_request")
-    if not tenants.exists(schema_name):
-        raise ApiError(f"no tenant {schema_name!r}", status=404, code="tenant_not_found")
-    rows = await run_in_threadpool(state.db.list_packages, schema_name)
-    revoked, evicted = await run_in_threadpool(tenants.remove, schema_name)
-    await run_in_threadpool(state.packages.drop_unused, rows)
+    revoked, evicted = await run_in_threadpool(state.tenants.remove, schema_name)
+    await run_in_threadpool(state.packages.drop_orphans)
     return {
         "status": "removed",
         "schema_name": schema_name,

@@ -7,6 +7,8 @@ for another version; then it sends ``{"type": "push", "id", "kind", "recipient",
 reconnects — and the client acks them (``{"type": "ack", "id"}``). After the execution's last
 event the connection stays open (idle) until the client leaves. A bad ticket, another
 recipient kind, or an execution the key cannot see is refused at the handshake (HTTP 403).
+Revoking the key (or deleting the tenant) closes its open streams at once (code 4401) and
+voids its unused tickets.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import asyncio
 import base64
 import json
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from cloaca.errors import ApiError
 from cloaca.runner.event_log import WORKFLOW_ENDS, list_events
+from cloaca.runner.history import ExecutionRecord
 from cloaca.server.auth import Principal
 from cloaca.server.state import ServerState
 from cloaca.server.views import TERMINAL, derived_events, event_view
@@ -30,14 +35,32 @@ log = logging.getLogger("cloaca.server")
 PROTOCOL_VERSION = 1
 POLL_SECONDS = 0.1
 HELLO_TIMEOUT = 10.0
+KEY_CHECK_SECONDS = 1.0
 
 
-def _find(state: ServerState, principal: Principal, eid: str) -> str | None:
+def _find(state: ServerState, principal: Principal, eid: str) -> tuple[str, object] | None:
+    """The tenant (and its generation) holding execution ``eid`` that the key may see."""
+    row = state.db.get_key(principal.key_id)
+    if row is None or row.revoked:
+        return None
     tenants = state.tenants.names() if principal.is_admin else [principal.home_tenant]
     for tenant in tenants:
-        if state.tenants.exists(tenant) and state.tenants.runtime(tenant).runner.get_execution(eid):
-            return tenant
+        generation = state.tenants.generation(tenant)
+        if generation is None:
+            continue
+        try:
+            with state.tenants.lease(tenant, generation):
+                if state.tenants.runtime(tenant).runner.get_execution(eid):
+                    return tenant, generation
+        except ApiError:  # deleted meanwhile
+            continue
     return None
+
+
+def _still_allowed(state: ServerState, principal: Principal) -> bool:
+    """False once the stream's key is revoked (by any server process)."""
+    row = state.db.get_key(principal.key_id)
+    return row is not None and not row.revoked
 
 
 def _push_id(event_id: str) -> int:
@@ -50,15 +73,16 @@ async def delivery(websocket: WebSocket, recipient: str) -> None:
     state: ServerState = websocket.app.state.server
     principal = state.tickets.redeem(websocket.query_params.get("token"))
     kind, _, eid = recipient.partition(":")
-    tenant = None
+    found = None
     if principal is not None and kind == "exec_events" and eid:
         try:
-            tenant = await run_in_threadpool(_find, state, principal, eid)
+            found = await run_in_threadpool(_find, state, principal, eid)
         except Exception:
-            tenant = None
-    if tenant is None:
+            found = None
+    if found is None or principal is None:
         await websocket.close(code=1008)
         return
+    tenant, generation = found
     await websocket.accept()
     try:
         hello = json.loads(await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT))
@@ -73,8 +97,10 @@ async def delivery(websocket: WebSocket, recipient: str) -> None:
         await websocket.send_text(json.dumps(welcome))
         reader = asyncio.create_task(_drain(websocket))
         try:
-            await _stream(websocket, state, tenant, eid, recipient, reader)
-            await reader  # the run is over: idle until the client leaves
+            stream = _Stream(websocket, state, principal, tenant, generation, recipient)
+            # after the run's last event: idle until the client leaves (or the key goes)
+            if not (await stream.run(eid, reader) and await stream.idle(reader)):
+                await websocket.close(code=4401, reason="key revoked or tenant deleted")
         finally:
             reader.cancel()
     except (TimeoutError, WebSocketDisconnect, ValueError, RuntimeError):
@@ -90,34 +116,78 @@ async def _drain(websocket: WebSocket) -> None:
         return
 
 
-async def _stream(
-    websocket: WebSocket,
-    state: ServerState,
-    tenant: str,
-    eid: str,
-    recipient: str,
-    reader: asyncio.Task[Any],
-) -> None:
-    runner = state.tenants.runtime(tenant).runner
-    last = 0  # sequence_num of the last event sent
-    while not reader.done():
-        log = await run_in_threadpool(list_events, runner.store, eid, last)
-        for record in log:
-            await _push(websocket, tenant, recipient, event_view(record))
-            last = record.sequence_num
-        if any(r.event_type in WORKFLOW_ENDS for r in log):
-            return
-        if not log:
-            rec = await run_in_threadpool(runner.get_execution, eid)
-            if rec is None:
-                return
-            if rec.status in TERMINAL:  # its last events may have landed since the read
-                rest = await run_in_threadpool(list_events, runner.store, eid, last)
-                legacy = derived_events(rec) if last == 0 and not rest else []
-                for event in [event_view(r) for r in rest] + legacy:
-                    await _push(websocket, tenant, recipient, event)
-                return
-        await asyncio.wait({reader}, timeout=POLL_SECONDS)
+class _Stream:
+    """One stream's events; it ends as soon as its key is revoked or its tenant deleted."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        state: ServerState,
+        principal: Principal,
+        tenant: str,
+        generation: object,
+        recipient: str,
+    ) -> None:
+        self.websocket = websocket
+        self.state = state
+        self.principal = principal
+        self.tenant = tenant
+        self.generation = generation
+        self.recipient = recipient
+        self._checked = 0.0
+
+    def _allowed(self) -> bool:
+        if self.state.tickets.is_revoked(self.principal.key_id):
+            return False
+        if self.state.tenants.generation(self.tenant) is not self.generation:
+            return False
+        now = time.monotonic()
+        if now - self._checked >= KEY_CHECK_SECONDS:  # revoked by another server process?
+            self._checked = now
+            return _still_allowed(self.state, self.principal)
+        return True
+
+    def _read(self, eid: str, after: int) -> tuple[list[Any], ExecutionRecord | None]:
+        with self.state.tenants.lease(self.tenant, self.generation):
+            runner = self.state.tenants.runtime(self.tenant).runner
+            records = list_events(runner.store, eid, after)
+            rec = None if records else runner.get_execution(eid)
+            if rec is not None and rec.status in TERMINAL:
+                records = list_events(runner.store, eid, after)  # its last events may be in
+            return records, rec
+
+    async def run(self, eid: str, reader: asyncio.Task[Any]) -> bool:
+        """Send the events of ``eid`` until its last one; False when cut off."""
+        last = 0  # sequence_num of the last event sent
+        while not reader.done():
+            if not await run_in_threadpool(self._allowed):
+                return False
+            try:
+                records, rec = await run_in_threadpool(self._read, eid, last)
+            except ApiError:  # the tenant is gone
+                return False
+            for record in records:
+                await _push(self.websocket, self.tenant, self.recipient, event_view(record))
+                last = record.sequence_num
+            if any(r.event_type in WORKFLOW_ENDS for r in records):
+                return True
+            if not records and rec is None:
+                return True
+            if rec is not None and rec.status in TERMINAL:
+                legacy = derived_events(rec) if last == 0 and not records else []
+                for event in legacy:
+                    await _push(self.websocket, self.tenant, self.recipient, event)
+                return True
+            await asyncio.wait({reader}, timeout=POLL_SECONDS)
+        return True
+
+    async def idle(self, reader: asyncio.Task[Any]) -> bool:
+        """Wait for the client to leave; False when the key or tenant goes first."""
+        while not reader.done():
+            if not await run_in_threadpool(self._allowed):
+                return False
+            await asyncio.wait({reader}, timeout=POLL_SECONDS * 5)
+        return True
 
 
 async def _push(websocket: WebSocket, tenant: str, recipient: str, event: dict[str, Any]) -> None:
