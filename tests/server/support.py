@@ -31,7 +31,7 @@ RAW_DATA = [
     {"id": 2, "name": "beta", "value": 32.5},
     {"id": 3, "name": "broken", "value": "not a number"},
 ]
-START_TIMEOUT = 60.0
+START_TIMEOUT = 180.0
 
 
 def bin_path(name: str) -> str:
