@@ -139,7 +139,12 @@ class PythonTasks:
 
         fn = self.resolve(ref)
         ctx = Context._trusted(data)
-        ret = fn(ctx, TaskHandle(task)) if self._wants_handle(fn) else fn(ctx)
+        if self._wants_handle(fn):
+            # the handle names the task as its code declares it ("report"), as in-process and
+            # as callbacks get it, not by the host's key ("package::report"); ids have no ":"
+            ret = fn(ctx, TaskHandle(task.rpartition("::")[2]))
+        else:
+            ret = fn(ctx)
         return task_output(task, self._finish(ret), ctx)
 
     @staticmethod

@@ -191,7 +191,8 @@ async def test_handle_and_plain_dict_returns(
         [toolbox_task("h", "with_handle"), toolbox_task("d", "returns_dict", dependencies=["h"])],
     )
     result = await WorkflowBuilder().with_registry(registry).build().arun({"keep": 1})
-    assert result.tasks["toolbox::h"].delta == {"handle_task": "toolbox::h"}
+    # the handle names the task as declared (as in-process), not by the registry's key
+    assert result.tasks["toolbox::h"].delta == {"handle_task": "h"}
     assert result.tasks["toolbox::d"].removed == ("keep", "handle_task")
 
 
