@@ -207,8 +207,11 @@ async def test_async_callbacks_are_awaited_in_the_worker(
     )
     notes_dir = tmp_path / "notes"
     notes_dir.mkdir()
-    result = await WorkflowBuilder().with_registry(registry).build().arun(
-        {"n": 1, "notes": str(notes_dir)}
+    result = (
+        await WorkflowBuilder()
+        .with_registry(registry)
+        .build()
+        .arun({"n": 1, "notes": str(notes_dir)})
     )
     assert result.tasks["toolbox::bad"].status == "Failed"
     notes = {p.name: json.loads(p.read_text()) for p in notes_dir.iterdir()}
