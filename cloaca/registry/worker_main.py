@@ -139,12 +139,10 @@ class PythonTasks:
 
         fn = self.resolve(ref)
         ctx = Context._trusted(data)
-        if self._wants_handle(fn):
-            # the handle names the task as its code declares it ("report"), as in-process and
-            # as callbacks get it, not by the host's key ("package::report"); ids have no ":"
-            ret = fn(ctx, TaskHandle(task.rpartition("::")[2]))
-        else:
-            ret = fn(ctx)
+        # the handle names the task as its code declares it ("report"), as in-process and as
+        # callbacks get it, not by the host's key ("package::report"); ids have no ":"
+        handle = TaskHandle(task.rpartition("::")[2])
+        ret = fn(ctx, handle) if self._wants_handle(fn) else fn(ctx)
         return task_output(task, self._finish(ret), ctx)
 
     @staticmethod
