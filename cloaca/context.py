@@ -12,26 +12,96 @@ from typing import Any
 
 from cloaca.errors import ContextError, ContextValueError
 
-_SCALARS = (str, int, float, bool, type(None))
+_INVALID, _EXACT, _LOOSE = 0, 1, 2  # _LOOSE: JSON keeps the value but not its type
 
 
-def _is_json_value(value: Any, depth: int = 0) -> bool:
-    # A fast structural check; json.dumps is the fallback for exotic-but-valid subclasses.
-    if isinstance(value, _SCALARS):
-        return not (isinstance(value, float) and value != value)  # NaN is not JSON
+def _json_state(value: Any, depth: int = 0) -> int:
+    """_EXACT for plain JSON values, _LOOSE for what JSON turns into plain values (tuples,
+    subclasses of str/int/float/list/dict), _INVALID for the rest (NaN and infinities too)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return _EXACT
+    if t is float:
+        return _EXACT if value - value == 0.0 else _INVALID  # inf - inf and NaN are NaN
     if depth > 200:
-        return False
+        return _INVALID
     if isinstance(value, list | tuple):
-        return all(_is_json_value(v, depth + 1) for v in value)
+        state = _EXACT if t is list else _LOOSE
+        for item in value:
+            sub = _json_state(item, depth + 1)
+            if sub == _INVALID:
+                return _INVALID
+            state = max(state, sub)
+        return state
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json_value(v, depth + 1) for k, v in value.items())
-    return False
+        state = _EXACT if t is dict else _LOOSE
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return _INVALID
+            sub = _json_state(item, depth + 1)
+            if sub == _INVALID:
+                return _INVALID
+            state = max(state, sub, _EXACT if type(key) is str else _LOOSE)
+        return state
+    if isinstance(value, str | int | float):  # bool is an int; enums of str/int land here
+        return _LOOSE if _json_state(json.loads(json.dumps(value))) == _EXACT else _INVALID
+    return _INVALID
 
 
-def check_json_value(key: str, value: Any) -> None:
-    """Raise :class:`ContextValueError` naming ``key`` unless ``value`` is JSON-serialisable."""
-    if not _is_json_value(value):
-        raise ContextValueError(key=key, value_type=type(value).__name__)
+class _Key(tuple[Any]):
+    """A dict key JSON cannot hold (keys must be str)."""
+
+    def __new__(cls, key: Any) -> _Key:
+        return super().__new__(cls, (key,))
+
+
+def _offender(value: Any, depth: int = 0) -> Any:
+    """The innermost part of an invalid ``value`` that JSON cannot hold (for the message)."""
+    if isinstance(value, list | tuple):
+        parts: Any = value
+    elif isinstance(value, dict):
+        bad_keys = [k for k in value if not isinstance(k, str)]
+        if bad_keys:
+            return _Key(bad_keys[0])
+        parts = value.values()
+    else:
+        return value
+    for item in parts:
+        if _json_state(item, depth + 1) == _INVALID:
+            return _offender(item, depth + 1)
+    return value
+
+
+def check_json_value(key: str, value: Any) -> Any:
+    """Return ``value`` as the context stores it, or raise :class:`ContextValueError` naming
+    ``key`` unless it is JSON-serialisable.
+
+    What JSON would change is changed here, so a value reads the same in every front end (a
+    package worker or a server passes the context as JSON): tuples become lists, subclasses of
+    ``str``/``int``/``float``/``list``/``dict`` (enums ...) their plain values. NaN and infinities
+    are refused (JSON has none).
+    """
+    state = _json_state(value)
+    if state == _EXACT:
+        return value
+    if state == _LOOSE:
+        return json.loads(json.dumps(value))
+    bad = _offender(value)
+    if isinstance(bad, float):
+        raise ContextValueError(
+            f"Context value for key {key!r} holds {bad!r}, which JSON cannot represent. Store "
+            "a finite number, None or a string instead.",
+            key=key,
+            value_type="float",
+        )
+    if isinstance(bad, _Key):
+        raise ContextValueError(
+            f"Context value for key {key!r} has the dict key {bad[0]!r}; JSON keys are strings. "
+            "Use str keys (e.g. str(k)).",
+            key=key,
+            value_type=type(bad[0]).__name__,
+        )
+    raise ContextValueError(key=key, value_type=type(bad).__name__)
 
 
 class Context:
@@ -116,8 +186,7 @@ class Context:
         """Insert or overwrite ``key``. Raises :class:`ContextValueError` for non-JSON values."""
         if not isinstance(key, str):
             raise ContextError(f"context keys must be str, got {type(key).__name__}", key=repr(key))
-        check_json_value(key, value)
-        self._data[key] = value
+        self._data[key] = check_json_value(key, value)
 
     def insert(self, key: str, value: Any) -> None:
         """Add ``key``; raises ``ValueError`` when it already exists (use :meth:`set`)."""
@@ -182,7 +251,7 @@ def task_output(
     if isinstance(ret, dict):
         for key, value in ret.items():
             if inp is None or key not in inp or inp[key] is not value:
-                check_json_value(key, value)
+                ret[key] = check_json_value(key, value)
         return ret
     raise TypeError(
         f"task {task_id!r} returned {type(ret).__name__}; return the context, a dict or None"

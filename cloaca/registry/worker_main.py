@@ -113,7 +113,7 @@ class PythonTasks:
         ctx = Context._trusted(request["context"])
         failure = request.get("error")
         if failure is None:
-            fn(request["task_id"], ctx)
+            self._finish(fn(request["task_id"], ctx))
             return
         fields: dict[str, Any] = {
             "task_id": request["task_id"],
@@ -127,7 +127,11 @@ class PythonTasks:
             )
         else:
             error = TaskExecutionError(failure.get("message", ""), **fields)
-        fn(request["task_id"], error, ctx)
+        self._finish(fn(request["task_id"], error, ctx))
+
+    def _finish(self, ret: Any) -> Any:
+        """Await what an ``async def`` task or callback returned, as the scheduler does."""
+        return self._run_async(ret) if inspect.isawaitable(ret) else ret
 
     def __call__(self, task: str, ref: str, data: dict[str, Any]) -> dict[str, Any]:
         from cloaca.context import Context, task_output
@@ -135,10 +139,11 @@ class PythonTasks:
 
         fn = self.resolve(ref)
         ctx = Context._trusted(data)
-        ret = fn(ctx, TaskHandle(task)) if self._wants_handle(fn) else fn(ctx)
-        if inspect.isawaitable(ret):
-            ret = self._run_async(ret)
-        return task_output(task, ret, ctx)
+        # the handle names the task as its code declares it ("report"), as in-process and as
+        # callbacks get it, not by the host's key ("package::report"); ids have no ":"
+        handle = TaskHandle(task.rpartition("::")[2])
+        ret = fn(ctx, handle) if self._wants_handle(fn) else fn(ctx)
+        return task_output(task, self._finish(ret), ctx)
 
     @staticmethod
     def _wants_handle(fn: Callable[..., Any]) -> bool:

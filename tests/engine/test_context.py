@@ -1,10 +1,12 @@
 import datetime
+import enum
 import json
 import pickle
 
 import pytest
 
 from cloaca import Context
+from cloaca.context import task_output
 from cloaca.errors import ContextError, ContextValueError
 
 
@@ -57,6 +59,50 @@ def test_non_json_value_names_the_key(value):
     assert "'when'" in str(info.value) and "JSON" in str(info.value)
     assert isinstance(info.value, TypeError)
     assert "when" not in ctx
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        (float("inf"), "holds inf"),
+        ([1, {"x": -float("inf")}], "holds -inf"),
+        ({"ok": [1, float("nan")]}, "holds nan"),
+        ({"rows": [{1: "a"}]}, "dict key 1"),
+        ([1, datetime.date(2024, 1, 1)], "got date"),
+    ],
+)
+def test_the_message_names_what_json_cannot_hold(value, named):
+    with pytest.raises(ContextValueError, match=named):
+        Context({"v": value})
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+class Size(enum.IntEnum):
+    BIG = 3
+
+
+def test_values_are_stored_as_json_reads_them():
+    # a package worker or a server passes the context as JSON: the value a task reads next must
+    # be the same in-kernel, so what JSON would change is changed when it is stored
+    ctx = Context({"pair": (1, [2, (3,)]), "colour": Colour.RED})
+    ctx["size"] = {"s": Size.BIG, "dims": (4, 5)}
+    assert ctx.to_dict() == json.loads(ctx.to_json())
+    assert type(ctx["pair"]) is list and type(ctx["pair"][1][1]) is list
+    assert type(ctx["colour"]) is str and type(ctx["size"]["s"]) is int
+    plain = [1, {"a": "b"}]
+    ctx["plain"] = plain
+    assert ctx["plain"] is plain  # plain JSON values are kept, not copied
+
+
+def test_returned_dict_values_are_stored_as_json_reads_them():
+    ctx = Context({"n": 1})
+    out = task_output("t", {"n": 1, "pair": (1, 2)}, ctx)
+    assert out == {"n": 1, "pair": [1, 2]}
+    with pytest.raises(ContextValueError, match="holds inf"):
+        task_output("t", {"r": float("inf")}, ctx)
 
 
 def test_non_str_key_rejected():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -190,8 +191,31 @@ async def test_handle_and_plain_dict_returns(
         [toolbox_task("h", "with_handle"), toolbox_task("d", "returns_dict", dependencies=["h"])],
     )
     result = await WorkflowBuilder().with_registry(registry).build().arun({"keep": 1})
-    assert result.tasks["toolbox::h"].delta == {"handle_task": "toolbox::h"}
+    # the handle names the task as declared (as in-process), not by the registry's key
+    assert result.tasks["toolbox::h"].delta == {"handle_task": "h"}
     assert result.tasks["toolbox::d"].removed == ("keep", "handle_task")
+
+
+async def test_async_callbacks_are_awaited_in_the_worker(
+    factory: PackageLoaderFactory, pools: WorkerPools, tmp_path: Path
+) -> None:
+    noted = {"on_success": "pkg.tasks:async_noted", "on_failure": "pkg.tasks:async_noted"}
+    registry, _ = toolbox(
+        factory,
+        pools,
+        [toolbox_task("ok", "add_one", **noted), toolbox_task("bad", "needs_key", **noted)],
+    )
+    notes_dir = tmp_path / "notes"
+    notes_dir.mkdir()
+    result = (
+        await WorkflowBuilder()
+        .with_registry(registry)
+        .build()
+        .arun({"n": 1, "notes": str(notes_dir)})
+    )
+    assert result.tasks["toolbox::bad"].status == "Failed"
+    notes = {p.name: json.loads(p.read_text()) for p in notes_dir.iterdir()}
+    assert notes == {"ok.success": [], "bad.failure": ["TaskExecutionError"]}
 
 
 async def test_two_packages_with_a_utils_module_do_not_collide(
