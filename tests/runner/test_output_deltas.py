@@ -23,7 +23,7 @@ CONFIG = DefaultRunnerConfig(enable_cron_scheduling=False)
 
 def _writer(key: str, drop: str | None = None) -> Any:
     def fn(ctx):  # type: ignore[no-untyped-def]
-        ctx[key] = {"seen": sorted(k for k in ctx.keys() if not k.startswith("pad"))}
+        ctx[key] = {"seen": sorted(k for k in ctx if not k.startswith("pad"))}
         ctx["n"] = ctx.get("n", 0) + 1
         if drop is not None and drop in ctx:
             del ctx[drop]
