@@ -311,8 +311,11 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
         context: Context | Mapping[str, Any] | None = None,
         **selection: Any,
     ) -> ExecutionResult:
-        """Async twin of :meth:`execute`: awaits the execution without blocking the loop."""
-        _, driver = self._create(workflow, context, *_sel(selection), "api", run=True)
+        """Async twin of :meth:`execute`: awaits the execution without blocking the loop
+        (recording it, which may wait for the database, runs in a worker thread)."""
+        _, driver = await asyncio.to_thread(
+            self._create, workflow, context, *_sel(selection), "api", True
+        )
         assert driver is not None
         return await asyncio.wrap_future(driver.future)
 
