@@ -100,7 +100,7 @@ async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse
         message = f"{exc}; nothing was recorded, retry later"
     else:
         message = f"the database is unavailable ({describe_failure(exc)}); retry later"
-    log.warning("503 (request %s): %s", rid, message)
+    log.warning("503 %s %s (request %s): %s", request.method, request.url.path, rid, message)
     return error_response(503, "storage_unavailable", message)
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.server.support import RAW_DATA, Gate, ServerProcess, bin_path
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 WORKFLOW = "data-pipeline-example"
 TERMINAL = ("Completed", "Failed", "Cancelled")
 
@@ -154,6 +154,7 @@ def test_disk_full_every_accepted_execution_survives(
         with srv.http() as http:
             # in flight before the disk fills: fetch-data waits at the gate
             before = [submit(http, {"api_url": gate.url, "pad": pad}) for _ in range(5)]
+            assert [status for status, _ in before] == [202] * 5, before
             gate.wait_hits(1)
             filler = fill(small_disk)
             with ThreadPoolExecutor(6) as pool:
@@ -166,6 +167,7 @@ def test_disk_full_every_accepted_execution_survives(
             accepted = check_refusals(before + during)
             assert len(accepted) >= 5  # the ones in flight before the disk filled
             statuses = wait_terminal(http, accepted, timeout=180)
+            assert set(statuses.values()) == {"Completed"}, statuses
         srv.wait_log("runner database writes resumed", timeout=30)
         assert "changes lost" not in srv.log.read_text()
         srv.stop()
@@ -182,7 +184,7 @@ def terminate_backends(url: str, stop: threading.Event, kills: list[int]) -> Non
     import psycopg
 
     dbname = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         while not stop.wait(0.2):
             rows = conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
