@@ -48,7 +48,8 @@ log = logging.getLogger("cloaca.runner")
 
 
 class Barrier:
-    """Set when everything queued before it is committed (or failed: see ``error``)."""
+    """Set when everything queued before it is written (or refused for good, logged);
+    ``error`` is set only when the writer gave up at ``close``."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -191,16 +192,16 @@ class Writer:
         except Exception as exc:
             if is_transient(exc):
                 raise
-            log.warning("runner batch refused (%s); writing it change by change", exc)
+            log.warning(
+                "runner batch refused (%s); writing it change by change", describe_failure(exc)
+            )
         else:
             _release(pending, None)
             pending.clear()
             return
-        refused: BaseException | None = None
-        while pending:
+        while pending:  # a barrier here means: what came before is written or refused for good
             op = pending[0]
             if op[0] == "b":
-                op[1].error = refused
                 op[1].event.set()
             elif op[0] != "stop":
                 try:
@@ -208,8 +209,11 @@ class Writer:
                 except Exception as exc:
                     if is_transient(exc):
                         raise
-                    refused = exc
-                    log.error("runner database refused a change for good: %s (%r)", exc, op[:3])
+                    log.error(
+                        "runner database refused a change for good (%s): %r",
+                        describe_failure(exc),
+                        op[:3],
+                    )
             pending.pop(0)
 
     def _apply(self, batch: list[tuple[Any, ...]]) -> None:
@@ -222,9 +226,9 @@ class Writer:
         for op in batch:
             kind = op[0]
             if kind == "t":
-                tasks.setdefault((op[1], op[2]), {}).update(op[3])
+                tasks.setdefault((op[1], op[2]), {}).update(_storable(op[3]))
             elif kind == "e":
-                execs.setdefault(op[1], {}).update(op[2])
+                execs.setdefault(op[1], {}).update(_storable(op[2]))
             elif kind == "x":
                 inserts.append((op[1], op[2]))
             elif kind == "w":
@@ -264,6 +268,18 @@ class Writer:
         for eid in lost:
             log.warning("execution %s is owned by another runner now; stopping it here", eid)
             self.on_lost(eid)
+
+
+_MESSAGES = ("error_type", "error_message", "traceback", "skip_reason")
+
+
+def _storable(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with NUL characters in error texts spelled ``\\x00`` (PostgreSQL text cannot
+    hold NUL; an exception message may): a task's failure is recorded, not refused."""
+    bad = [k for k in _MESSAGES if isinstance(fields.get(k), str) and "\x00" in fields[k]]
+    if not bad:
+        return fields
+    return {**fields, **{k: fields[k].replace("\x00", "\\x00") for k in bad}}
 
 
 def _release(pending: list[tuple[Any, ...]], error: BaseException | None) -> None:

@@ -115,3 +115,47 @@ def test_task_changes_that_fail_are_kept_and_land_later(db: Path) -> None:
             assert record is not None and record.status == "Completed"
             assert [t.status for t in record.tasks] == ["Completed", "Completed"]
             assert record.final_context is not None and record.final_context["after"] is True
+
+
+@pytest.mark.postgres
+def test_a_change_refused_for_good_is_isolated_not_the_whole_batch(
+    pg_url: str, pg_schema: str
+) -> None:
+    """An error type longer than its column (255) makes PostgreSQL refuse that task row's
+    update for good; the rest of its batches (other executions, the execution's end) are
+    still written, so nothing stays Running."""
+    long_error = type("E" * 300, (Exception,), {})
+
+    def fails(ctx):  # type: ignore[no-untyped-def]
+        raise long_error("too long a name")
+
+    bad = Workflow("dur_long", {"a": make_spec(fails, id="a")})
+    good = Workflow("dur_ok", {"a": make_spec(lambda ctx: ctx, id="a")})
+    with DefaultRunner.with_schema(pg_url, pg_schema, config(10)) as runner:
+        ids = [runner.submit(bad, {}), runner.submit(good, {}), runner.submit(good, {})]
+        results = [runner.wait(eid, timeout=60) for eid in ids]
+        assert [r.status for r in results] == ["Failed", "Completed", "Completed"]
+        stored = [runner.get_execution(eid) for eid in ids]
+        assert [rec.status if rec else None for rec in stored] == [
+            "Failed",
+            "Completed",
+            "Completed",
+        ]
+        assert all(t.status == "Completed" for rec in stored[1:] if rec for t in rec.tasks)
+
+
+@pytest.mark.postgres
+def test_a_nul_in_an_error_message_is_recorded(pg_url: str, pg_schema: str) -> None:
+    """PostgreSQL text cannot hold NUL; the failure is stored with the NUL spelled out."""
+
+    def nul(ctx):  # type: ignore[no-untyped-def]
+        raise ValueError("bad\x00byte")
+
+    with DefaultRunner.with_schema(pg_url, pg_schema, config(10)) as runner:
+        result = runner.execute(Workflow("dur_nul", {"a": make_spec(nul, id="a")}), {})
+        assert result.status == "Failed"
+        record = runner.get_execution(result.execution_id)
+        assert record is not None and record.status == "Failed"
+        (task,) = record.tasks
+        assert task.status == "Failed"
+        assert task.error_message == "bad\\x00byte"

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from cloaca import DefaultRunner, DefaultRunnerConfig, Workflow
+from cloaca.conditions import context_value
 from cloaca.execution import events as ev
 from cloaca.execution.scheduler import execute_workflow
 from cloaca.runner.recovery import plan_resume
@@ -45,6 +46,30 @@ def shapes() -> Workflow:
         "g": make_spec(_writer("g"), id="g", dependencies=["e", "f", "b"]),
     }
     return Workflow("deltas_shapes", specs)
+
+
+def _boom(ctx):  # type: ignore[no-untyped-def]
+    raise ValueError("boom")
+
+
+def with_skips() -> Workflow:
+    """A failed branch (its dependent skipped), a task skipped by its trigger rule, and tasks
+    downstream of both that still run."""
+    specs = {
+        "a": make_spec(_writer("a"), id="a"),
+        "bad": make_spec(_boom, id="bad", dependencies=["a"]),
+        "after_bad": make_spec(_writer("after_bad"), id="after_bad", dependencies=["bad"]),
+        "never": make_spec(
+            _writer("never"),
+            id="never",
+            dependencies=["a"],
+            trigger_rules=context_value("start", "Equals", 99),
+        ),
+        "b": make_spec(_writer("b"), id="b", dependencies=["never"]),
+        "c": make_spec(_writer("c"), id="c", dependencies=["a", "never"]),
+        "d": make_spec(_writer("d"), id="d", dependencies=["b", "c"]),
+    }
+    return Workflow("deltas_skips", specs)
 
 
 def in_memory(wf: Workflow, initial: dict[str, Any], **sel: Any) -> dict[str, dict[str, Any]]:
@@ -92,6 +117,21 @@ def test_history_rebuilds_the_outputs_the_scheduler_produced(
                 )
             )
         assert whole == 0  # nothing stores the whole context again
+
+
+def test_outputs_rebuilt_around_failed_and_skipped_tasks(sqlite_url: str) -> None:
+    wf = with_skips()
+    initial = {"pad": "z" * 300, "start": 1}
+    expected = in_memory(wf, initial)
+    assert set(expected) == {"a", "b", "c", "d"}
+    with DefaultRunner(sqlite_url, CONFIG) as runner:
+        result = runner.execute(wf, initial)
+        assert result.status == "Failed"
+        record = runner.get_execution(result.execution_id)
+        assert record is not None
+        outputs = {t.task_id: t.output for t in record.tasks if t.output is not None}
+        assert outputs == expected
+        assert record.final_context == result.final_context.to_dict()
 
 
 def test_storage_per_execution_does_not_grow_with_context_size(sqlite_url: str) -> None:
