@@ -3,7 +3,8 @@
 The scheduler's event callback only appends to a queue (no I/O in the task path). The writer
 thread takes everything queued so far, coalesces updates of the same row, and writes the batch
 in one transaction — so a burst of task events costs one commit, not one per event. Callers
-that need durability (the end of an execution) wait on a barrier.
+that need durability (the end of an execution) wait on a barrier. New executions do not go
+through here: ``DefaultRunner`` commits them itself before ``submit`` returns.
 
 Nothing queued is dropped when a write fails: a transient failure (lost connection, full disk,
 locked file; :func:`cloaca.storage.retry.is_transient`) keeps the batch, waits (backoff from
@@ -78,10 +79,6 @@ class Writer:
         self._thread.start()
 
     # ------------------------------------------------------------------ producers
-    def insert_execution(self, row: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
-        """Queue a new execution row and its task rows."""
-        self.queue.put(("x", row, tasks))
-
     def forget_execution(self, execution_id: str) -> None:
         """Queue the removal of an execution (and its task rows and events) if it exists: one
         whose recording was given up on, in case a commit went through unseen."""
@@ -217,7 +214,6 @@ class Writer:
             pending.pop(0)
 
     def _apply(self, batch: list[tuple[Any, ...]]) -> None:
-        inserts: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         registrations: list[dict[str, Any]] = []
         tasks: dict[tuple[str, str], dict[str, Any]] = {}
         execs: dict[str, dict[str, Any]] = {}
@@ -229,23 +225,17 @@ class Writer:
                 tasks.setdefault((op[1], op[2]), {}).update(_storable(op[3]))
             elif kind == "e":
                 execs.setdefault(op[1], {}).update(_storable(op[2]))
-            elif kind == "x":
-                inserts.append((op[1], op[2]))
             elif kind == "w":
                 registrations.append(op[1])
             elif kind == "v":
                 events.append((op[1], op[2], op[3]))
-        if not (inserts or registrations or tasks or execs or events or forgotten):
+        if not (registrations or tasks or execs or events or forgotten):
             return
         lost: set[str] = set()
         owned: set[str] = set()
         with self.store.write() as conn:
             for row in registrations:
                 conn.execute(_insert_ignore(self.store.dialect, wr), [row])
-            for row, task_rows in inserts:  # idempotent: a retry may follow a lost commit
-                conn.execute(_insert_ignore(self.store.dialect, pe), [row])
-                if task_rows:
-                    conn.execute(_insert_ignore(self.store.dialect, te), task_rows)
             ids = {eid for eid, _ in tasks} | set(execs) | {e[0] for e in events if e[2]}
             if ids:
                 owned_q = select(pe.c.id).where(pe.c.id.in_(ids), pe.c.owner == self.runner_id)
