@@ -28,6 +28,7 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │       └── TaskOptionError      (task_id, field)  a task option the manifest cannot carry
     ├── WorkerError                  (package)      a worker process died or misbehaved
     ├── StorageError                 (url)          the runner's database could not be used
+    │   └── StorageUnavailableError  (url)          a write could not be committed in time
     ├── ExecutorError                (address)      a remote executor (Dask) is misconfigured
     │                                               or unreachable
     ├── ClientConfigError            (hint)         a client's server/key/profile settings
@@ -341,6 +342,12 @@ class StorageError(CloacaError):
         if self.url:
             return f"database {self.url}: {self.message}"
         return self.message
+
+
+class StorageUnavailableError(StorageError):
+    """A change (a new execution) could not be committed within its bound: the database was
+    unreachable, out of space or kept refusing the write. Nothing of it is left behind; the
+    server answers 503 and the caller may try again later."""
 
 
 class ExecutorError(CloacaError):

@@ -25,7 +25,9 @@ class TaskEvent:
     set on completion/failure; ``error`` is a one-line message on failure/retry/skip;
     ``context`` is the task's output (``task_completed``) or the final context
     (``workflow_*``) as a plain dict; ``error_type`` is the exception's type name on
-    ``task_failed`` / ``task_retrying`` (e.g. ``"KeyError"``).
+    ``task_failed`` / ``task_retrying`` (e.g. ``"KeyError"``); ``delta`` and ``removed`` are
+    what a completed task changed against its input (keys written, keys deleted), which is
+    what the durable runner stores.
     """
 
     kind: str
@@ -36,6 +38,8 @@ class TaskEvent:
     error: str | None = None
     context: dict[str, Any] | None = None
     error_type: str | None = None
+    delta: dict[str, Any] | None = None
+    removed: tuple[str, ...] = ()
 
 
 EventCallback = Callable[[TaskEvent], "None | Awaitable[None]"]

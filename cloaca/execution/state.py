@@ -183,7 +183,15 @@ class RunState:
         rec.removed = tuple(k for k in inp if k not in out)
         rec.status, rec.finished_at = COMPLETED, time.time()
         self.outputs[node] = out
-        self.emit(ev.TASK_COMPLETED, node, attempt=rec.attempts, duration=rec.duration, context=out)
+        self.emit(
+            ev.TASK_COMPLETED,
+            node,
+            attempt=rec.attempts,
+            duration=rec.duration,
+            context=out,
+            delta=rec.delta,
+            removed=rec.removed,
+        )
         if spec.on_success is not None:
             self.callback(spec.on_success, node, Context._trusted(out))
         for child in self.dag.dependents[node]:

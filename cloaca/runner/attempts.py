@@ -24,10 +24,11 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from cloaca.storage.models import pipeline_executions as pe
 from cloaca.storage.models import task_executions as te
+from cloaca.storage.retry import Backoff, is_transient, recover_connections
 
 if TYPE_CHECKING:
     from cloaca.storage import Store
@@ -41,24 +42,33 @@ def default_for(store: Store) -> bool:
 
 
 def claim_attempt(
-    store: Store, runner_id: str, execution_id: str, task_id: str, attempt: int
+    store: Store,
+    runner_id: str,
+    execution_id: str,
+    task_id: str,
+    attempt: int,
+    again: bool = False,
 ) -> bool:
     """Claim attempt ``attempt`` of ``task_id``; True only if this runner may run it.
 
     Refused when the execution is not owned by ``runner_id`` or when this (or a later)
-    attempt of the task was already claimed.
+    attempt of the task was already claimed. ``again``: a retry after a failed try whose
+    commit may have gone through, so this runner's own claim of ``attempt`` counts.
     """
     owned = select(pe.c.id).where(pe.c.id == execution_id, pe.c.owner == runner_id)
     if store.dialect == "postgresql":
         # FOR KEY SHARE: waits for a takeover (FOR UPDATE), not for this runner's writer
         owned = owned.with_for_update(read=True, key_share=True)
+    free = [te.c.claimed_attempt.is_(None), te.c.claimed_attempt < attempt]
+    if again:
+        free.append(and_(te.c.claimed_attempt == attempt, te.c.attempt_owner == runner_id))
     with store.write() as conn:
         res = conn.execute(
             update(te)
             .where(
                 te.c.execution_id == execution_id,
                 te.c.task_id == task_id,
-                or_(te.c.claimed_attempt.is_(None), te.c.claimed_attempt < attempt),
+                or_(*free),
                 owned.exists(),
             )
             .values(attempt_owner=runner_id, claimed_attempt=attempt)
@@ -98,9 +108,19 @@ def make_gate(
             return True
         number = offsets.get(node, 0) + attempt
         loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(
-            _POOL, claim_attempt, store, runner_id, execution_id, node, number
-        )
+        backoff = Backoff()
+        while True:  # a lost connection is retried (reconnecting), never taken for a refusal
+            try:
+                ok = await loop.run_in_executor(
+                    _POOL, claim_attempt, store, runner_id, execution_id, node, number,
+                    backoff.failures > 0,
+                )  # fmt: skip
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                recover_connections(store)
+                await asyncio.sleep(backoff.next())
         if not ok:
             on_refused(
                 f"attempt {number} of task {node!r} could not be claimed "

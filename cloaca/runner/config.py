@@ -24,6 +24,11 @@ class DefaultRunnerConfig:
         Timeout for a whole execution (None: no limit).
     db_pool_size:
         Database connection pool size.
+    db_write_timeout_seconds:
+        How long ``submit``/``execute``/``enqueue`` keep retrying (with backoff, reconnecting)
+        to record a new execution before giving up with
+        :class:`~cloaca.errors.StorageUnavailableError` (the server's 503). Task-state changes
+        are never given up on; see ``docs/storage.md``.
     enable_recovery:
         Resume executions left ``Running`` by a dead runner (on start and periodically).
     enable_cron_scheduling:
@@ -55,6 +60,7 @@ class DefaultRunnerConfig:
     task_timeout_seconds: float | None = 300
     workflow_timeout_seconds: float | None = None
     db_pool_size: int = 10
+    db_write_timeout_seconds: float = 10.0
     enable_recovery: bool = True
     enable_cron_scheduling: bool = True
     cron_poll_interval_seconds: float = 30

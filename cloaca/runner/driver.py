@@ -26,6 +26,7 @@ from cloaca.execution.result import FAILED, PENDING, ExecutionResult
 from cloaca.execution.scheduler import TaskCaller, execute_workflow
 from cloaca.runner.attempts import make_gate
 from cloaca.runner.event_log import event
+from cloaca.runner.outputs import dump_delta, upstream_columns
 from cloaca.runner.recovery import ResumePlan
 
 if TYPE_CHECKING:
@@ -106,6 +107,10 @@ class ExecutionDriver:
             raise asyncio.CancelledError
         cfg, plan, eid = self.config, self.plan, self.execution_id
         finished: set[str] = set()
+        if plan.completed:  # resumed: rows written before 0004 may lack their links
+            links = upstream_columns(plan.workflow.dag, plan.workflow.selection)
+            for node, value in links.items():
+                self.writer.update_task(eid, node, {"upstream": value})
         gate = None
         if self.claim_attempts:
             self.writer.flush()  # the task rows a claim updates must be committed first
@@ -192,7 +197,10 @@ class ExecutionDriver:
                     "status": "Completed",
                     "attempts": attempts,
                     "finished_at": e.at,
-                    "output": dumps(e.context),
+                    # what the task changed (docs/storage.md); the whole output only when the
+                    # scheduler did not say
+                    "output_delta": None if e.delta is None else dump_delta(e.delta, e.removed),
+                    "output": dumps(e.context) if e.delta is None else None,
                 }
             elif kind == ev.TASK_FAILED:
                 finished.add(node)

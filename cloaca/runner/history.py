@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from cloaca.context import Context
 from cloaca.execution.result import ExecutionResult, TaskResult
+from cloaca.runner.outputs import rebuild_outputs
 from cloaca.runner.recovery import task_result_from_row
 from cloaca.storage import Store
 from cloaca.storage.models import pipeline_executions as pe
@@ -159,6 +160,7 @@ def get_execution(store: Store, execution_id: str) -> ExecutionRecord | None:
         return None
     row, task_rows = found
     record = _record(row, full=True)
+    outputs = rebuild_outputs(record.context or {}, [t._mapping for t in task_rows])
     record.tasks = [
         TaskRecord(
             task_id=t.task_id,
@@ -170,7 +172,7 @@ def get_execution(store: Store, execution_id: str) -> ExecutionRecord | None:
             error_message=t.error_message,
             traceback=t.traceback,
             skip_reason=t.skip_reason,
-            output=_load(t.output),
+            output=outputs.get(t.task_id),
         )
         for t in task_rows
     ]

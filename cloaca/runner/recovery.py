@@ -7,7 +7,8 @@ already finished (``completed=``) so it does not run them again.
 What happens to each stored task row:
 
 - ``Completed`` → handed to the scheduler as done, with its writes (``delta``/``removed``)
-  recomputed from the stored output and the task's input (rebuilt the way the scheduler
+  read from the stored delta (:mod:`cloaca.runner.outputs`); rows written before 0004 have
+  them recomputed from the stored output and the task's input (rebuilt the way the scheduler
   builds it: the single dependency's output, or the initial context plus the writes of every
   completed ancestor in topological order).
 - ``Skipped`` because its trigger rule was false → done as well. Tasks skipped because an
@@ -21,7 +22,6 @@ What happens to each stored task row:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,6 +30,7 @@ from cloaca.errors import TaskExecutionError
 from cloaca.execution.result import COMPLETED, FAILED, RUNNING, SKIPPED, TaskResult
 from cloaca.execution.state import merged_input
 from cloaca.retry import RetryPolicy
+from cloaca.runner.outputs import completed_output
 from cloaca.workflow import Workflow
 
 TRIGGER_RULE_FALSE = "trigger rule false"
@@ -76,11 +77,8 @@ def plan_resume(
             continue
         status = row["status"]
         if status == COMPLETED:
-            out = json.loads(row["output"]) if row["output"] else {}
-            inp = input_for(node)
             rec = task_result_from_row(row)
-            rec.delta = {k: v for k, v in out.items() if k not in inp or inp[k] != v}
-            rec.removed = tuple(k for k in inp if k not in out)
+            out, rec.delta, rec.removed = completed_output(row, input_for(node))
             plan.completed[node] = records[node] = rec
             outputs[node] = out
         elif status == SKIPPED and row["skip_reason"] == TRIGGER_RULE_FALSE:

@@ -61,6 +61,7 @@ def reopen_lost(store: Store, execution_id: str) -> list[str]:
             "traceback": None,
             "skip_reason": None,
             "output": None,
+            "output_delta": None,
             "attempt_owner": None,
             "claimed_attempt": None,
         }

@@ -19,8 +19,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import insert, select
+
 from cloaca.context import Context
-from cloaca.errors import StorageError
+from cloaca.errors import StorageError, StorageUnavailableError
 from cloaca.execution.executors import make_executor
 from cloaca.execution.result import ExecutionResult
 from cloaca.execution.state import initial_dict
@@ -29,12 +31,16 @@ from cloaca.runner.claiming import ClaimsMixin
 from cloaca.runner.config import DefaultRunnerConfig
 from cloaca.runner.cron import CronMixin
 from cloaca.runner.driver import ExecutionDriver
-from cloaca.runner.event_log import TASK_CREATED, event
+from cloaca.runner.event_log import TASK_CREATED, event, insert_events
+from cloaca.runner.outputs import upstream_columns
 from cloaca.runner.recovery import ResumePlan
 from cloaca.runner.triggers import TriggerMixin
 from cloaca.runner.workflows import WorkflowsMixin
 from cloaca.runner.writer import Writer
 from cloaca.storage import Store
+from cloaca.storage.models import pipeline_executions as pe
+from cloaca.storage.models import task_executions as te
+from cloaca.storage.retry import write_within
 from cloaca.workflow import Workflow
 
 log = logging.getLogger("cloaca.runner")
@@ -133,8 +139,10 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
     ) -> str:
         """Start an execution in this runner without waiting; return its id.
 
-        The execution row is written before the first task's state; use :meth:`wait` for
-        the result.
+        Returns once the execution is committed to the database (so it survives a crash of
+        this process); raises :class:`~cloaca.errors.StorageUnavailableError` when it could
+        not be recorded within ``config.db_write_timeout_seconds`` (nothing was started).
+        Use :meth:`wait` for the result.
         """
         return self._create(workflow, context, start_from, only, until, origin, run=True)[0]
 
@@ -150,7 +158,6 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
         """Store a ``Pending`` execution that any runner on this database may claim and run
         (this one included, at its next poll); return its id once it is committed."""
         eid, _ = self._create(workflow, context, start_from, only, until, "api", run=False)
-        self.writer.flush()
         return eid
 
     def _create(
@@ -175,37 +182,58 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
         eid = execution_id or str(uuid.uuid4())
         now = time.time()
         selected = wf.selection if wf.selection is not None else None
-        self.writer.insert_execution(
+        upstream = upstream_columns(wf.dag, selected)
+        row = {
+            "id": eid,
+            "workflow_name": wf.name,
+            "workflow_version": wf.version,
+            "status": "Running" if run else "Pending",
+            "origin": origin,
+            "context": json.dumps(initial),
+            "selection": json.dumps(selection) if selection else None,
+            "owner": self.runner_id if run else None,
+            "recovery_count": 0,
+            "created_at": now,
+            "started_at": now if run else None,
+        }
+        tasks: list[dict[str, Any]] = [
             {
-                "id": eid,
-                "workflow_name": wf.name,
-                "workflow_version": wf.version,
-                "status": "Running" if run else "Pending",
-                "origin": origin,
-                "context": json.dumps(initial),
-                "selection": json.dumps(selection) if selection else None,
-                "owner": self.runner_id if run else None,
-                "recovery_count": 0,
-                "created_at": now,
-                "started_at": now if run else None,
-            },
-            [
-                {
-                    "execution_id": eid,
-                    "task_id": node,
-                    "position": i,
-                    "status": "Pending",
-                    "attempts": 0,
-                }
-                for i, node in enumerate(wf.dag.order)
-                if selected is None or node in selected
-            ],
-        )
-        for node in wf.dag.order:
-            if selected is None or node in selected:
-                self.writer.record_event(eid, event(TASK_CREATED, node, at=now), fenced=False)
+                "execution_id": eid,
+                "task_id": node,
+                "position": i,
+                "status": "Pending",
+                "attempts": 0,
+                "upstream": upstream[node],
+            }
+            for i, node in enumerate(wf.dag.order)
+            if node in upstream
+        ]
+        created = [(eid, event(TASK_CREATED, node, at=now)) for node in upstream]
+        self._record_new(row, tasks, created)
         driver = self._launch(eid, ResumePlan(wf), initial) if run else None
         return eid, driver
+
+    def _record_new(
+        self, row: dict[str, Any], tasks: list[dict[str, Any]], created: list[Any]
+    ) -> None:
+        """Commit a new execution, its task rows and ``task_created`` events (one transaction)
+        before anything runs; raise :class:`StorageUnavailableError` when that cannot be done
+        within ``db_write_timeout_seconds`` (nothing of it is left then)."""
+        eid = row["id"]
+
+        def insert_all(conn: Any) -> None:
+            if conn.scalar(select(pe.c.id).where(pe.c.id == eid)) is not None:
+                return  # a commit whose answer was lost: already recorded
+            conn.execute(insert(pe), [row])
+            if tasks:
+                conn.execute(insert(te), tasks)
+                insert_events(conn, created)
+
+        try:
+            write_within(self.store, insert_all, self.config.db_write_timeout_seconds)
+        except StorageUnavailableError:
+            self.writer.forget_execution(eid)  # in case a commit went through unseen
+            raise
 
     def _launch(self, eid: str, plan: ResumePlan, initial: dict[str, Any]) -> ExecutionDriver:
         driver = ExecutionDriver(
@@ -283,8 +311,11 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
         context: Context | Mapping[str, Any] | None = None,
         **selection: Any,
     ) -> ExecutionResult:
-        """Async twin of :meth:`execute`: awaits the execution without blocking the loop."""
-        _, driver = self._create(workflow, context, *_sel(selection), "api", run=True)
+        """Async twin of :meth:`execute`: awaits the execution without blocking the loop
+        (recording it, which may wait for the database, runs in a worker thread)."""
+        _, driver = await asyncio.to_thread(
+            self._create, workflow, context, *_sel(selection), "api", True
+        )
         assert driver is not None
         return await asyncio.wrap_future(driver.future)
 

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from cloaca.runner import claims
+from cloaca.storage.retry import describe_failure, is_transient, recover_connections
 
 if TYPE_CHECKING:
     from cloaca.runner.runner import DefaultRunner
@@ -58,10 +59,16 @@ class Service(threading.Thread):
                 if cfg.enable_cron_scheduling:
                     wakeups.append(r._cron_tick())
                 wakeups.append(r._trigger_tick())
-            except Exception:
+            except Exception as exc:
                 if self._stop_event.is_set():
                     return
-                log.exception("runner background duty failed; retrying")
+                if is_transient(exc):  # the database is away: one line, fresh connections
+                    log.warning(
+                        "runner background duty failed (%s); retrying", describe_failure(exc)
+                    )
+                    recover_connections(r.store)
+                else:
+                    log.exception("runner background duty failed; retrying")
             delay = min([next_beat - now, next_claim - now, *[w for w in wakeups if w is not None]])
             self._wake.wait(max(delay, 0.001))
             self._wake.clear()

@@ -3,8 +3,9 @@
 Every answer carries an ``x-request-id`` header (the client's, when it sent a sane one). Every
 error body is ``{"error": message, "code": code}``: :class:`~cloaca.errors.ApiError` raised by
 a route, 400 ``invalid_request`` for a malformed request, 404 ``not_found`` for an unknown
-route, 405 ``method_not_allowed``, 500 ``internal_error`` (logged with the request id, never
-shown to the client).
+route, 405 ``method_not_allowed``, 503 ``storage_unavailable`` when the database cannot be
+reached or written right now (a lost connection, a full disk; the client may retry), 500
+``internal_error`` (logged with the request id, never shown to the client).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloaca.errors import ApiError
+from cloaca.errors import ApiError, StorageUnavailableError
 from cloaca.server.config import ServerConfig
 from cloaca.server.models import ErrorBody
 from cloaca.server.validate import BodyLimitMiddleware, check_params
+from cloaca.storage.retry import describe_failure, is_transient
 
 log = logging.getLogger("cloaca.server")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -44,6 +47,9 @@ _CODES = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": "Error"}
     for code in (400, 401, 403, 404, 409, 413, 422)
+}
+UNAVAILABLE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "The database is unavailable; retry later"}
 }
 
 
@@ -88,6 +94,26 @@ class RequestIdMiddleware:
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc.status or 500, exc.code or "error", exc.message)
+
+
+async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 for a database that cannot be reached or written right now (see the docstring)."""
+    rid = getattr(request.state, "request_id", "-")
+    if isinstance(exc, StorageUnavailableError):
+        message = f"{exc}; nothing was recorded, retry later"
+    else:
+        message = f"the database is unavailable ({describe_failure(exc)}); retry later"
+    log.warning("503 %s %s (request %s): %s", request.method, request.url.path, rid, message)
+    return error_response(503, "storage_unavailable", message)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A driver error: 503 when transient (lost connection, full disk), else a logged 500."""
+    if is_transient(exc):
+        return await _storage_unavailable(request, exc)
+    rid = getattr(request.state, "request_id", "-")
+    log.error("database error (request %s)", rid, exc_info=exc)
+    return error_response(500, "internal_error", f"internal error (request {rid})")
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -156,6 +182,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RecursionError, _too_deep)
+    app.add_exception_handler(StorageUnavailableError, _storage_unavailable)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
     for module in (health, keys, tenants, workflows, executions, ws):
         app.include_router(module.router)
     return app

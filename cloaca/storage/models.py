@@ -84,9 +84,11 @@ task_executions = Table(
     Column("error_message", Text, nullable=True),
     Column("traceback", Text, nullable=True),
     Column("skip_reason", Text, nullable=True),
-    Column("output", Text, nullable=True),  # the task's output context, JSON
+    Column("output", Text, nullable=True),  # whole output context, JSON (rows before 0004)
     Column("attempt_owner", String(36), nullable=True),  # runner that claimed claimed_attempt
     Column("claimed_attempt", Integer, nullable=True),  # latest attempt claimed (0003)
+    Column("output_delta", Text, nullable=True),  # {"set", "removed"} of a completed task (0004)
+    Column("upstream", Text, nullable=True),  # {"deps", "via"}: to rebuild inputs (0004)
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
 )
 

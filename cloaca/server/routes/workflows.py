@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from cloaca.errors import ApiError
-from cloaca.server.app import ERROR_RESPONSES
+from cloaca.server.app import ERROR_RESPONSES, UNAVAILABLE_RESPONSE
 from cloaca.server.auth import Principal, state_of, tenant_role
 from cloaca.server.db import PackageRow
 from cloaca.server.models import (
@@ -131,7 +131,12 @@ async def delete_workflow(
     return {"status": "deleted", "package_name": name, "version": version}
 
 
-@router.post(PREFIX + "/{name}/execute", status_code=202, response_model=ExecuteResponse)
+@router.post(
+    PREFIX + "/{name}/execute",
+    status_code=202,
+    response_model=ExecuteResponse,
+    responses=UNAVAILABLE_RESPONSE,
+)
 async def execute_workflow(
     tenant_id: str,
     name: str,
@@ -139,8 +144,10 @@ async def execute_workflow(
     body: ExecuteRequest | None = Body(None),
     _: Principal = Depends(tenant_role("write")),
 ) -> JSONResponse:
-    """Start an execution with ``context`` as its input; answers at once (202). Refused with
-    409 ``workflow_paused`` while the workflow is paused."""
+    """Start an execution with ``context`` as its input; answers 202 once the execution is
+    committed to the database. Refused with 409 ``workflow_paused`` while the workflow is
+    paused, and with 503 ``storage_unavailable`` when it could not be recorded in time
+    (nothing was started then)."""
     state = state_of(request)
     runtime = await run_in_threadpool(state.tenants.runtime, tenant_id)
     active = runtime.active(name)
@@ -160,13 +167,8 @@ async def execute_workflow(
         )
     context = (body.context if body is not None else None) or {}
 
-    def submit() -> str:
-        eid = runtime.runner.submit(name, context)
-        runtime.runner.writer.flush()
-        return eid
-
-    try:
-        eid = await run_in_threadpool(submit)
+    try:  # returns once the execution is committed (docs/server.md: what 202 means)
+        eid = await run_in_threadpool(runtime.runner.submit, name, context)
     except (TypeError, ValueError) as exc:  # e.g. a context value the runner cannot store
         raise ApiError(f"invalid context: {exc}", status=400, code="invalid_request") from exc
     body_out = {
