@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class Project:
     source_root: Path
     task_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     pyproject_bytes: bytes = b""
+    python_versions: tuple[str, ...] = ()
 
 
 def _fail(root: Path, message: str) -> BuildError:
@@ -58,7 +60,8 @@ def load_project(project_dir: str | Path) -> Project:
     ------
     BuildError
         No ``pyproject.toml``, invalid TOML, missing ``[project] name``/``version``, missing
-        ``[tool.cloaca] entry_module``, or a malformed ``[tool.cloaca.tasks]`` table.
+        ``[tool.cloaca] entry_module``, a malformed ``[tool.cloaca.tasks]`` table or
+        ``[tool.cloaca] python`` list.
     """
     root = Path(project_dir).resolve()
     pyproject = root / "pyproject.toml"
@@ -115,7 +118,26 @@ def load_project(project_dir: str | Path) -> Project:
         source_root=src if src.is_dir() else root,
         task_overrides=_task_overrides(root, tool.get("tasks") or {}),
         pyproject_bytes=raw,
+        python_versions=_python_versions(root, tool.get("python")),
     )
+
+
+def _python_versions(root: Path, value: Any) -> tuple[str, ...]:
+    """``[tool.cloaca] python``: the ``X.Y`` versions to build for (a string or a list)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(v, str) and re.fullmatch(r"3\.\d{1,2}", v) for v in items)
+    ):
+        raise _fail(
+            root,
+            f"[tool.cloaca] python must be a list of X.Y versions, e.g. python = "
+            f'["3.11", "3.12"]; got {value!r}.',
+        )
+    return tuple(dict.fromkeys(items))
 
 
 def _task_overrides(root: Path, table: Any) -> dict[str, dict[str, Any]]:
