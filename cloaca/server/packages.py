@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from cloaca.errors import ApiError, CloacaError
 from cloaca.execution.executors.archives import register_archive
+from cloaca.registry.interpreters import Interpreter
 from cloaca.registry.loader import PackageLoaderFactory
 from cloaca.registry.workers import WorkerPools
 from cloaca.server.builds import build_workflow, check_alone, foreign_dependencies
@@ -78,10 +79,17 @@ class PackageStore:
 class Packages:
     """Installs, reloads and removes packages of tenants."""
 
-    def __init__(self, db: ServerDB, store: PackageStore, staging: Path) -> None:
+    def __init__(
+        self,
+        db: ServerDB,
+        store: PackageStore,
+        staging: Path,
+        *,
+        interpreters: list[Interpreter] | None = None,
+    ) -> None:
         self.db = db
         self.store = store
-        self.loader = PackageLoaderFactory(staging)
+        self.loader = PackageLoaderFactory(staging, interpreters=interpreters)
         self.pools = WorkerPools()
         self._lock = threading.Lock()
 
