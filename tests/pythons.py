@@ -27,9 +27,7 @@ def _candidates() -> list[str]:
         return [override]
     pyenv = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
     found = sorted(glob.glob(f"{pyenv}/versions/3.*/bin/python3"), reverse=True)
-    uv_dir = os.environ.get("UV_PYTHON_INSTALL_DIR") or str(
-        Path.home() / ".local/share/uv/python"
-    )
+    uv_dir = os.environ.get("UV_PYTHON_INSTALL_DIR") or str(Path.home() / ".local/share/uv/python")
     found += sorted(glob.glob(f"{uv_dir}/cpython-3.*/bin/python3"), reverse=True)
     for minor in range(14, 10, -1):
         path = shutil.which(f"python3.{minor}")

@@ -171,7 +171,11 @@ def build_package(
         target fails.
     """
     plan = plan_build(
-        project_dir, out_dir, targets, python_version=python_version, python_versions=python_versions
+        project_dir,
+        out_dir,
+        targets,
+        python_version=python_version,
+        python_versions=python_versions,
     )
     cache = BuildCache(Path(cache_dir) if cache_dir else None, enabled=use_cache)
     epoch = _source_date_epoch()

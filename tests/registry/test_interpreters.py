@@ -30,13 +30,13 @@ from tests.pythons import HOST, other_python_or_skip
 from .conftest import manifest_for, python_archive, python_files
 
 LINUX = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "linux_x86_64"]
-WHERE = '''
+WHERE = """
 import sys
 
 def where(context):
     context["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
     return context
-'''
+"""
 
 
 def synthetic(version: str) -> Interpreter:
