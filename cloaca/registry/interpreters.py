@@ -84,8 +84,10 @@ def parse_python_option(value: str) -> tuple[str, str]:
     return version.strip(), path.strip()
 
 
+@functools.cache
 def probe_interpreter(executable: str | Path, expected: str | None = None) -> Interpreter:
-    """Run ``executable`` once as a worker would start and read its version and wheel tags.
+    """Run ``executable`` once as a worker would start and read its version and wheel tags
+    (a successful probe is remembered for the life of the process).
 
     Parameters
     ----------

@@ -93,7 +93,11 @@ def start_foreground(args: argparse.Namespace) -> int:
 
     from cloaca.server.serve import serve
 
+    from cloaca.registry.interpreters import probe_interpreter
+
     config = _config(args)
+    for version, path in config.pythons.items():  # an unusable one stops us before serving
+        probe_interpreter(path, expected=version)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
     serve(config, args.bind, log_level=args.log_level)
     return EXIT_OK
