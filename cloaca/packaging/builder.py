@@ -2,27 +2,24 @@
 
 The orchestration only; each step lives in its own module (:mod:`.project`, :mod:`.discovery`,
 :mod:`.tasks`, :mod:`.lock`, :mod:`.vendor`, :mod:`.archive`, :mod:`.cache`). Targets are built in
-parallel threads (uv and zlib release the GIL). With one Python version (the usual case) an archive
-is ``{name}-{version}-{target}.cloaca``; with several, each gets its own archive named
-``{name}-{version}-{target}-py{XY}.cloaca`` (see :meth:`BuildPlan.archive_path`). Every archive is first written to a temporary file;
-only when all targets succeeded are they renamed into place, so a failed build leaves nothing.
+parallel threads (uv and zlib release the GIL). With one Python version (the usual case) an
+archive is ``{name}-{version}-{target}.cloaca``; with several, each gets its own archive named
+``{name}-{version}-{target}-py{XY}.cloaca`` (see :meth:`BuildPlan.archive_path`). Every archive
+is first written to a temporary file; only when all targets succeeded are they renamed into
+place, so a failed build leaves nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-from packaging.specifiers import SpecifierSet
 
 from cloaca.errors import BuildError
 from cloaca.packaging.archive import (
@@ -43,11 +40,11 @@ from cloaca.packaging.manifest import (
     VendoredWheel,
     parse_manifest,
 )
-from cloaca.packaging.project import Project, load_project
+from cloaca.packaging.project import Project, load_project, python_versions_for
 from cloaca.packaging.targets import python_platform, resolve_targets
 from cloaca.packaging.tasks import merge_tasks
 from cloaca.packaging.vendor import install_vendor
-from cloaca.packaging.wheels import python_mismatches, read_wheels, target_mismatches
+from cloaca.packaging.wheels import read_wheels, vendored_set_problem
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +113,7 @@ def plan_build(
     """
     project = load_project(project_dir)
     chosen = resolve_targets(targets)
-    versions = _python_versions(project, python_version, python_versions)
+    versions = python_versions_for(project, python_version, python_versions)
     found = discover_tasks(project.source_root, project.entry_module)
     tasks = merge_tasks(found, project.task_overrides, project.root)
     out = Path(out_dir) if out_dir is not None else project.root / "dist"
@@ -267,21 +264,9 @@ class _TargetBuild:
 
     def _check_wheels(self, wheels: list[VendoredWheel]) -> list[VendoredWheel]:
         """Refuse wheels uv installed for another platform or Python (never expected)."""
-        wrong = target_mismatches(wheels, self.target)
-        if wrong:
-            raise BuildError(
-                f"vendored wheel(s) for another platform than {self.target}: {'; '.join(wrong)}. "
-                f"Pin versions that publish wheels for {python_platform(self.target)}.",
-                path=str(self.plan.project.root),
-            )
-        major, minor = (int(p) for p in self.pyver.split("."))
-        wrong = python_mismatches(wheels, (major, minor))
-        if wrong:
-            raise BuildError(
-                f"vendored wheel(s) that Python {self.pyver} cannot import: {'; '.join(wrong)}. "
-                f"Pin versions that publish wheels for Python {self.pyver}.",
-                path=str(self.plan.project.root),
-            )
+        problem = vendored_set_problem(wheels, self.target, self.pyver)
+        if problem:
+            raise BuildError(problem, path=str(self.plan.project.root))
         return wheels
 
     def _manifest(self, fingerprint: str, wheels: list[VendoredWheel]) -> Manifest:
@@ -331,32 +316,6 @@ def _sources(project: Project) -> list[Member]:
 
 def _label(plan: BuildPlan, target: str, pyver: str) -> str:
     return target if len(plan.python_versions) == 1 else f"{target} py{pyver}"
-
-
-def _python_versions(
-    project: Project, requested: str | None, several: Sequence[str] | None
-) -> list[str]:
-    """The ``X.Y`` versions to build for: the arguments, else ``[tool.cloaca] python``, else
-    this interpreter's; each checked against ``requires-python``."""
-    asked = [*([requested] if requested else []), *(several or ())]
-    if asked:
-        versions, origin = asked, "requested"
-    elif project.python_versions:
-        versions, origin = list(project.python_versions), "[tool.cloaca] python"
-    else:
-        versions = [f"{sys.version_info.major}.{sys.version_info.minor}"]
-        origin = "this interpreter's"
-    spec = project.requires_python
-    for version in versions:
-        if not re.fullmatch(r"3\.\d{1,2}", version):
-            raise BuildError(f"--python must look like 3.12, got {version!r}.")
-        if spec and not SpecifierSet(spec).contains(f"{version}.0", prereleases=True):
-            raise BuildError(
-                f"Python {version} ({origin}) does not satisfy requires-python {spec!r}. "
-                "Pass --python with a version it allows.",
-                path=str(project.root),
-            )
-    return list(dict.fromkeys(versions))
 
 
 def _source_date_epoch() -> int | None:

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,3 +158,35 @@ def _task_overrides(root: Path, table: Any) -> dict[str, dict[str, Any]]:
             )
         out[task_id] = dict(opts)
     return out
+
+
+def python_versions_for(
+    project: Project, requested: str | None = None, several: Sequence[str] | None = None
+) -> list[str]:
+    """The ``X.Y`` versions to build ``project`` for: ``requested`` and ``several`` (the
+    ``--python`` flags), else ``[tool.cloaca] python``, else this interpreter's.
+
+    Raises
+    ------
+    BuildError
+        A version is malformed or outside ``requires-python``.
+    """
+    asked = [*([requested] if requested else []), *(several or ())]
+    if asked:
+        versions, origin = asked, "requested"
+    elif project.python_versions:
+        versions, origin = list(project.python_versions), "[tool.cloaca] python"
+    else:
+        versions = [f"{sys.version_info.major}.{sys.version_info.minor}"]
+        origin = "this interpreter's"
+    spec = project.requires_python
+    for version in versions:
+        if not re.fullmatch(r"3\.\d{1,2}", version):
+            raise BuildError(f"--python must look like 3.12, got {version!r}.")
+        if spec and not SpecifierSet(spec).contains(f"{version}.0", prereleases=True):
+            raise BuildError(
+                f"Python {version} ({origin}) does not satisfy requires-python {spec!r}. "
+                "Pass --python with a version it allows.",
+                path=str(project.root),
+            )
+    return list(dict.fromkeys(versions))

@@ -157,6 +157,26 @@ def python_mismatches(wheels: Iterable[VendoredWheel], version: tuple[int, int])
     ]
 
 
+def vendored_set_problem(wheels: Iterable[VendoredWheel], target: str, version: str) -> str:
+    """Why a vendored set cannot run on ``target`` with CPython ``version`` (``"3.12"``), or
+    ``""`` when it can (the builder's check of what uv installed)."""
+    wheels = list(wheels)
+    wrong = target_mismatches(wheels, target)
+    if wrong:
+        return (
+            f"vendored wheel(s) for another platform than {target}: {'; '.join(wrong)}. "
+            f"Pin versions that publish wheels for {target}."
+        )
+    major, minor = (int(p) for p in version.split("."))
+    wrong = python_mismatches(wheels, (major, minor))
+    if wrong:
+        return (
+            f"vendored wheel(s) that Python {version} cannot import: {'; '.join(wrong)}. "
+            f"Pin versions that publish wheels for Python {version}."
+        )
+    return ""
+
+
 __all__ = [
     "MANYLINUX_BASELINE",
     "expand",
@@ -167,4 +187,5 @@ __all__ = [
     "runs_on",
     "runs_on_cpython",
     "target_mismatches",
+    "vendored_set_problem",
 ]

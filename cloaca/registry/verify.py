@@ -1,10 +1,10 @@
 """Verification of an extracted ``.cloaca`` archive against the package format (manifest v2).
 
 Owns the checks that need the manifest: the manifest itself (through the one model,
-:func:`cloaca.packaging.manifest.parse_manifest`), the target against this host, the vendored wheels against the manifest and target,
-the required members per language, the entry module and library path, and the fingerprint
-recomputed from the members' content. Safety of the members themselves is
-:mod:`cloaca.registry.extract`'s job.
+:func:`cloaca.packaging.manifest.parse_manifest`), the target against this host, the vendored
+wheels against the manifest and the target, the required members per language, the entry module
+and library path, and the fingerprint recomputed from the members' content. Safety of the
+members themselves is :mod:`cloaca.registry.extract`'s job.
 """
 
 from __future__ import annotations

@@ -91,9 +91,8 @@ def start_foreground(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
     import logging
 
-    from cloaca.server.serve import serve
-
     from cloaca.registry.interpreters import probe_interpreter
+    from cloaca.server.serve import serve
 
     config = _config(args)
     for version, path in config.pythons.items():  # an unusable one stops us before serving
