@@ -24,6 +24,7 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │   ├── ManifestError            (field)
     │   ├── UnsafeArchiveError       (member)
     │   ├── IncompatibleTargetError  (target, host)
+    │   ├── IncompatiblePythonError  (package, built_for, running, fix)  vendored set vs interpreter
     │   └── BuildError               (path)
     │       └── TaskOptionError      (task_id, field)  a task option the manifest cannot carry
     ├── WorkerError                  (package)      a worker process died or misbehaved
@@ -303,6 +304,26 @@ class IncompatibleTargetError(PackageError):
         )
 
 
+class IncompatiblePythonError(PackageError):
+    """Package ``package``'s vendored set was built for Python ``built_for`` and cannot run on
+    the interpreter(s) ``running``; ``fix`` is the command that makes it run (the message says
+    which wheel or requirement is the cause)."""
+
+    _fields: tuple[str, ...] = ("message", "path", "package", "built_for", "running", "fix")
+    package: str | None
+    built_for: str | None
+    running: str | None
+    fix: str | None
+
+    def describe(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        text = (
+            f"{where}package {self.package!r} was built for Python {self.built_for} but this "
+            f"host runs Python {self.running}: {self.message}"
+        )
+        return f"{text}. Fix: {self.fix}" if self.fix else text
+
+
 class BuildError(PackageError):
     """``cloaca build`` failed for the project at ``path``."""
 
@@ -399,6 +420,7 @@ __all__ = [
     "CycleError",
     "DuplicateTaskError",
     "ExecutorError",
+    "IncompatiblePythonError",
     "IncompatibleTargetError",
     "ManifestError",
     "PackageError",

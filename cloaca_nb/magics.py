@@ -194,6 +194,7 @@ class CloacaMagics(Magics):
     @argument("--version", help="package version (default 0.1.0)")
     @argument("--module", help="Python package the tasks go in (default from the name)")
     @argument("--project-dir", metavar="DIR", help="keep the generated project in DIR")
+    @argument("--python", action="append", metavar="X.Y", help="Python (default the kernel's)")
     @line_magic
     def cloaca_build(self, line: str) -> Any:
         """Export the session's tasks (and the code they need) as ``.cloaca`` packages."""
@@ -208,6 +209,7 @@ class CloacaMagics(Magics):
             version=args.version,
             module=args.module,
             project_dir=args.project_dir,
+            python_versions=args.python,
         )
 
     @magic_arguments()

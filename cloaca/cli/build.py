@@ -46,7 +46,13 @@ def make_parser() -> argparse.ArgumentParser:
         help=f"target platform, repeatable ({', '.join(TARGETS)}; default: this host)",
     )
     build.add_argument(
-        "--python-version", metavar="X.Y", help="Python to build for (default: this one)"
+        "--python",
+        "--python-version",
+        dest="python",
+        action="append",
+        metavar="X.Y",
+        help="Python to build for, repeatable: one archive per version (default: [tool.cloaca] "
+        "python, else this interpreter's)",
     )
     build.add_argument(
         "--dry-run", action="store_true", help="show what would be built, build nothing"
@@ -68,9 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="  %(message)s", stream=sys.stderr)
     targets = [t.strip() for arg in args.target or () for t in arg.split(",") if t.strip()]
+    pythons = [v.strip() for arg in args.python or () for v in arg.split(",") if v.strip()]
     try:
         if args.dry_run:
-            plan = plan_build(args.path, args.out_dir, targets, python_version=args.python_version)
+            plan = plan_build(args.path, args.out_dir, targets, python_versions=pythons)
             _print_plan(plan, sys.stdout)
             return EXIT_OK
         with _progress(args.verbose) as progress:
@@ -78,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.path,
                 args.out_dir,
                 targets,
-                python_version=args.python_version,
+                python_versions=pythons,
                 progress=progress,
                 use_cache=not args.no_cache,
             )
@@ -91,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for pkg in built:
         note = " (cached)" if pkg.cached else ""
         size = pkg.path.stat().st_size / 1e6
-        print(f"built {_rel(pkg.path)} [{len(pkg.manifest.tasks)} tasks, {size:.1f} MB]{note}")
+        info = f"{len(pkg.manifest.tasks)} tasks, Python {pkg.python_version}, {size:.1f} MB"
+        print(f"built {_rel(pkg.path)} [{info}]{note}")
     return EXIT_OK
 
 
@@ -113,12 +121,12 @@ def _rel(path: Path) -> str:
 
 def _print_plan(plan: BuildPlan, out: TextIO) -> None:
     project = plan.project
-    print(
-        f"would build {project.name} {project.version} for Python {plan.python_version}", file=out
-    )
+    pythons = ", ".join(plan.python_versions)
+    print(f"would build {project.name} {project.version} for Python {pythons}", file=out)
     print(f"  from {project.root} (entry module {project.entry_module})", file=out)
-    for target in plan.targets:
-        print(f"  -> {_rel(plan.archive_path(target))}  [{TARGETS[target]}]", file=out)
+    for target, pyver in plan.jobs():
+        path = _rel(plan.archive_path(target, pyver))
+        print(f"  -> {path}  [{TARGETS[target]}, Python {pyver}]", file=out)
     deps = ", ".join(project.dependencies) or "none"
     print(f"dependencies: {deps}", file=out)
     files = [m.path for m in plan.sources if not m.is_dir]

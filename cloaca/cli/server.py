@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from cloaca.cli.cloacina.server import add_start_arguments, start_foreground
+from cloaca.errors import CloacaError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return start_foreground(args)
-    except ValueError as exc:
+    except (ValueError, CloacaError) as exc:  # a bad flag, an unusable --python interpreter
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

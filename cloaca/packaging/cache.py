@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_LAYOUT = "build-v1"  # bump when the meaning of a key or an entry changes
+_LAYOUT = "build-v2"  # bump when the meaning of a key or an entry changes
 
 
 def default_cache_dir() -> Path:

@@ -47,11 +47,49 @@ class PackageInfo(_Strict):
     targets: list[str] = Field(min_length=1)
 
 
+class VendoredWheel(_Strict):
+    """One wheel installed in ``vendor/``: its distribution name, version and wheel tags (the
+    ``Tag:`` lines of its ``WHEEL`` file, e.g. ``cp312-cp312-manylinux_2_17_x86_64``)."""
+
+    name: str = Field(min_length=1)
+    version: str
+    tags: list[str]
+
+
+_PYTHON_OPTIONAL = ("python_version", "abi", "wheels")
+
+
 class PythonInfo(_Strict):
-    """``python``: how to import a Python package's tasks."""
+    """``python``: how to import a Python package's tasks, and which Python its vendored set
+    was resolved and installed for (``python_version`` ``"3.12"``, ``abi`` ``"cp312"``, and the
+    tags of every vendored wheel). Manifests written before these existed omit them."""
 
     requires_python: str | None = None
     entry_module: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+    python_version: str | None = Field(default=None, pattern=r"^3\.\d{1,2}$")
+    abi: str | None = Field(default=None, pattern=r"^cp3\d{1,2}$")
+    wheels: list[VendoredWheel] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        for key in _PYTHON_OPTIONAL:
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
+
+    @model_validator(mode="after")
+    def _check_abi(self) -> PythonInfo:
+        if self.abi is not None and self.python_version is None:
+            raise ValueError("abi is given without python_version")
+        if self.abi is not None and self.python_version is not None:
+            expected = "cp" + self.python_version.replace(".", "")
+            if self.abi != expected:
+                raise ValueError(
+                    f"abi {self.abi!r} does not match python_version {self.python_version!r} "
+                    f"(expected {expected!r})"
+                )
+        return self
 
 
 class RustInfo(_Strict):

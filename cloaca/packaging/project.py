@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ class Project:
     source_root: Path
     task_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     pyproject_bytes: bytes = b""
+    python_versions: tuple[str, ...] = ()
 
 
 def _fail(root: Path, message: str) -> BuildError:
@@ -58,7 +62,8 @@ def load_project(project_dir: str | Path) -> Project:
     ------
     BuildError
         No ``pyproject.toml``, invalid TOML, missing ``[project] name``/``version``, missing
-        ``[tool.cloaca] entry_module``, or a malformed ``[tool.cloaca.tasks]`` table.
+        ``[tool.cloaca] entry_module``, a malformed ``[tool.cloaca.tasks]`` table or
+        ``[tool.cloaca] python`` list.
     """
     root = Path(project_dir).resolve()
     pyproject = root / "pyproject.toml"
@@ -115,7 +120,26 @@ def load_project(project_dir: str | Path) -> Project:
         source_root=src if src.is_dir() else root,
         task_overrides=_task_overrides(root, tool.get("tasks") or {}),
         pyproject_bytes=raw,
+        python_versions=_python_versions(root, tool.get("python")),
     )
+
+
+def _python_versions(root: Path, value: Any) -> tuple[str, ...]:
+    """``[tool.cloaca] python``: the ``X.Y`` versions to build for (a string or a list)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(v, str) and re.fullmatch(r"3\.\d{1,2}", v) for v in items)
+    ):
+        raise _fail(
+            root,
+            f"[tool.cloaca] python must be a list of X.Y versions, e.g. python = "
+            f'["3.11", "3.12"]; got {value!r}.',
+        )
+    return tuple(dict.fromkeys(items))
 
 
 def _task_overrides(root: Path, table: Any) -> dict[str, dict[str, Any]]:
@@ -134,3 +158,35 @@ def _task_overrides(root: Path, table: Any) -> dict[str, dict[str, Any]]:
             )
         out[task_id] = dict(opts)
     return out
+
+
+def python_versions_for(
+    project: Project, requested: str | None = None, several: Sequence[str] | None = None
+) -> list[str]:
+    """The ``X.Y`` versions to build ``project`` for: ``requested`` and ``several`` (the
+    ``--python`` flags), else ``[tool.cloaca] python``, else this interpreter's.
+
+    Raises
+    ------
+    BuildError
+        A version is malformed or outside ``requires-python``.
+    """
+    asked = [*([requested] if requested else []), *(several or ())]
+    if asked:
+        versions, origin = asked, "requested"
+    elif project.python_versions:
+        versions, origin = list(project.python_versions), "[tool.cloaca] python"
+    else:
+        versions = [f"{sys.version_info.major}.{sys.version_info.minor}"]
+        origin = "this interpreter's"
+    spec = project.requires_python
+    for version in versions:
+        if not re.fullmatch(r"3\.\d{1,2}", version):
+            raise BuildError(f"--python must look like 3.12, got {version!r}.")
+        if spec and not SpecifierSet(spec).contains(f"{version}.0", prereleases=True):
+            raise BuildError(
+                f"Python {version} ({origin}) does not satisfy requires-python {spec!r}. "
+                "Pass --python with a version it allows.",
+                path=str(project.root),
+            )
+    return list(dict.fromkeys(versions))

@@ -33,6 +33,7 @@ from pathlib import Path
 from cloaca.errors import PackageError
 from cloaca.packaging.manifest import Manifest, parse_manifest
 from cloaca.registry.extract import ArchiveLimits, ExtractedArchive, extract_archive
+from cloaca.registry.interpreters import Interpreter, choose_interpreter, host_interpreter
 from cloaca.registry.tasks import register_package_tasks
 from cloaca.registry.verify import (
     MANIFEST,
@@ -40,6 +41,8 @@ from cloaca.registry.verify import (
     check_gzip,
     check_host,
     check_layout,
+    check_wheels,
+    host_target,
     read_manifest,
 )
 
@@ -78,11 +81,13 @@ class _Loaded:
 @dataclass(frozen=True)
 class PythonPackage(_Loaded):
     """A staged Python package: ``source_dir`` (``src/``) and ``vendor_dir`` go on ``sys.path``
-    of its workers, which import ``entry_module``."""
+    of its workers, which run on ``interpreter`` (one its vendored set runs on; None: the
+    host's) and import ``entry_module``."""
 
     entry_module: str
     source_dir: Path
     vendor_dir: Path
+    interpreter: Interpreter | None = None
 
 
 @dataclass(frozen=True)
@@ -105,12 +110,22 @@ class PackageLoaderFactory:
         several factories or processes may share one staging dir.
     limits:
         Member count and size limits against decompression bombs (:class:`ArchiveLimits`).
+    interpreters:
+        The Pythons that may run the packages' workers, the preferred first (default: only
+        this process's). A Python package whose vendored set runs on none is refused.
     """
 
-    def __init__(self, staging_dir: str | Path, *, limits: ArchiveLimits | None = None) -> None:
+    def __init__(
+        self,
+        staging_dir: str | Path,
+        *,
+        limits: ArchiveLimits | None = None,
+        interpreters: list[Interpreter] | None = None,
+    ) -> None:
         self.staging_dir = Path(staging_dir).resolve()
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         self.limits = limits or ArchiveLimits()
+        self.interpreters = list(interpreters or [host_interpreter()])
         self._loaded: dict[str, LoadedPackage] = {}
 
     def load_path(self, path: str | Path) -> LoadedPackage:
@@ -142,6 +157,9 @@ class PackageLoaderFactory:
             The manifest is invalid, or its fingerprint does not match the content.
         IncompatibleTargetError
             The package was built for another platform.
+        IncompatiblePythonError
+            Its vendored set runs on none of :attr:`interpreters` (or ``requires-python``
+            excludes them all).
         """
         label = source or "package archive"
         check_gzip(data, label)
@@ -152,7 +170,7 @@ class PackageLoaderFactory:
             return known
         incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.staging_dir))
         try:
-            manifest, found = self._verify_into(data, incoming / "package", label)
+            manifest, found, interpreter = self._verify_into(data, incoming / "package", label)
             final = self.staging_dir / staging_key(manifest, found)
             try:
                 os.rename(found.root, final)
@@ -163,7 +181,7 @@ class PackageLoaderFactory:
             self._write_index(digest, final.name, manifest)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
-        loaded = describe(manifest, final, digest)
+        loaded = describe(manifest, final, digest, interpreter)
         self._loaded[digest] = loaded
         return loaded
 
@@ -178,7 +196,7 @@ class PackageLoaderFactory:
 
     def _verify_into(
         self, data: bytes, dest: Path, label: str
-    ) -> tuple[Manifest, ExtractedArchive]:
+    ) -> tuple[Manifest, ExtractedArchive, Interpreter | None]:
         seen: list[Manifest] = []
 
         def on_member(name: str, path: Path) -> None:
@@ -193,7 +211,13 @@ class PackageLoaderFactory:
             )
         check_layout(seen[0], found, label)
         check_fingerprint(seen[0], found, label)
-        return seen[0], found
+        return seen[0], found, self._interpreter_for(seen[0], found.root, label)
+
+    def _interpreter_for(self, manifest: Manifest, root: Path, label: str) -> Interpreter | None:
+        if manifest.language != "python":
+            return None
+        wheels = check_wheels(manifest, root / "vendor", label)
+        return choose_interpreter(manifest, wheels, self.interpreters, label, host_target())
 
     # ------------------------------------------------------------------ index for fast reuse
     def _index_path(self, digest: str) -> Path:
@@ -227,7 +251,7 @@ class PackageLoaderFactory:
         if not _is_staged(root):
             return None
         check_host(manifest, label)
-        return describe(manifest, root, digest)
+        return describe(manifest, root, digest, self._interpreter_for(manifest, root, label))
 
 
 def _is_staged(root: Path) -> bool:
@@ -248,8 +272,11 @@ def staging_key(manifest: Manifest, found: ExtractedArchive) -> str:
     return key
 
 
-def describe(manifest: Manifest, root: Path, digest: str) -> LoadedPackage:
-    """Build the :data:`LoadedPackage` for a package staged at ``root``."""
+def describe(
+    manifest: Manifest, root: Path, digest: str, interpreter: Interpreter | None = None
+) -> LoadedPackage:
+    """Build the :data:`LoadedPackage` for a package staged at ``root`` (``interpreter``: the
+    Python its workers run on, None for the host's)."""
     if manifest.language == "rust":
         assert manifest.rust is not None
         return RustPackage(manifest, root, digest, library_path=root / manifest.rust.library_path)
@@ -261,6 +288,7 @@ def describe(manifest: Manifest, root: Path, digest: str) -> LoadedPackage:
         entry_module=manifest.python.entry_module,
         source_dir=root / "src",
         vendor_dir=root / "vendor",
+        interpreter=interpreter,
     )
 
 

@@ -1,10 +1,10 @@
 """Verification of an extracted ``.cloaca`` archive against the package format (manifest v2).
 
 Owns the checks that need the manifest: the manifest itself (through the one model,
-:func:`cloaca.packaging.manifest.parse_manifest`), the target and Python version against this host,
-the required members per language, the entry module and library path, and the fingerprint
-recomputed from the members' content. Safety of the members themselves is
-:mod:`cloaca.registry.extract`'s job.
+:func:`cloaca.packaging.manifest.parse_manifest`), the target against this host, the vendored
+wheels against the manifest and the target, the required members per language, the entry module
+and library path, and the fingerprint recomputed from the members' content. Safety of the
+members themselves is :mod:`cloaca.registry.extract`'s job.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cloaca.errors import BuildError, IncompatibleTargetError, ManifestError, PackageError
-from cloaca.packaging.manifest import Manifest, parse_manifest
+from cloaca.packaging.manifest import Manifest, VendoredWheel, parse_manifest
+from cloaca.packaging.wheels import read_wheels, target_mismatches
 from cloaca.registry.extract import ExtractedArchive
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -58,27 +59,54 @@ def read_manifest(path: Path, label: str, max_bytes: int) -> Manifest:
 
 
 def check_host(manifest: Manifest, label: str) -> None:
-    """Refuse a package built for another target or for a Python this host does not run."""
+    """Refuse a package built for another target (the Python is checked once the vendored set
+    is unpacked: :func:`check_wheels` and :func:`cloaca.registry.interpreters.choose_interpreter`).
+    """
     host = host_target()
     if host not in manifest.package.targets:
         raise IncompatibleTargetError(
             path=label, target=", ".join(manifest.package.targets), host=host
         )
-    if manifest.python is not None and manifest.python.requires_python:
-        from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-        try:
-            spec = SpecifierSet(manifest.python.requires_python)
-        except InvalidSpecifier as exc:
-            raise ManifestError(str(exc), path=label, field="python.requires_python") from exc
-        here = platform.python_version()
-        if not spec.contains(here, prereleases=True):
+
+def check_wheels(manifest: Manifest, vendor: Path, label: str) -> list[VendoredWheel]:
+    """The wheels of the unpacked ``vendor`` tree, checked against the manifest and the target.
+
+    The tree is the truth: when the manifest records ``python.wheels`` they must be the same
+    wheels, and every wheel must have a platform tag that runs on each of the archive's targets
+    (a macOS wheel in a Linux archive is refused).
+
+    Raises
+    ------
+    ManifestError
+        ``python.wheels`` does not describe what ``vendor/`` holds.
+    PackageError
+        A wheel is built for another platform than the archive's target.
+    """
+    assert manifest.python is not None
+    wheels = read_wheels(vendor)
+    recorded = manifest.python.wheels
+    if recorded is not None and _wheel_keys(recorded) != _wheel_keys(wheels):
+        raise ManifestError(
+            "the recorded wheels do not match the dist-info directories in vendor/: the "
+            "archive was modified after it was built. Rebuild it with `cloaca build`.",
+            path=label,
+            field="python.wheels",
+        )
+    for target in manifest.package.targets:
+        bad = target_mismatches(wheels, target)
+        if bad:
             raise PackageError(
-                f"the package requires Python {spec} but this host runs Python {here}; "
-                f"rebuild it with `cloaca build --python-version "
-                f"{sys.version_info.major}.{sys.version_info.minor}`.",
+                f"package {manifest.package.name!r} is for {target} but vendors wheel(s) for "
+                f"another platform: {'; '.join(bad)}. Rebuild it with `cloaca build --target "
+                f"{target}`.",
                 path=label,
             )
+    return wheels
+
+
+def _wheel_keys(wheels: list[VendoredWheel]) -> set[tuple[str, str, tuple[str, ...]]]:
+    return {(w.name, w.version, tuple(sorted(w.tags))) for w in wheels}
 
 
 def fingerprint_of(files: Mapping[str, str]) -> str:
@@ -181,6 +209,7 @@ __all__ = [
     "check_gzip",
     "check_host",
     "check_layout",
+    "check_wheels",
     "fingerprint_of",
     "host_target",
     "read_manifest",

@@ -45,10 +45,14 @@ def host_root() -> str:
 
 
 def worker_command(package: LoadedPackage) -> list[str]:
-    """The command line of a worker for ``package``: an isolated interpreter (``-I -S``)."""
+    """The command line of a worker for ``package``: an isolated interpreter (``-I -S``), the
+    one the loader chose for a Python package (:attr:`PythonPackage.interpreter`)."""
     from cloaca.registry.loader import PythonPackage
 
-    base = [sys.executable, "-I", "-S", "-c", _BOOT, host_root()]
+    python = sys.executable
+    if isinstance(package, PythonPackage) and package.interpreter is not None:
+        python = package.interpreter.executable  # one the package's vendored set runs on
+    base = [python, "-I", "-S", "-c", _BOOT, host_root()]
     if isinstance(package, PythonPackage):
         src, vendor = str(package.source_dir), str(package.vendor_dir)
         return [*base, "python", src, vendor, package.entry_module]

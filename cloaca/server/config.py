@@ -115,6 +115,10 @@ class ServerConfig:
         next start.
     public_url:
         The URL clients reach this server at (written to ``server.json``).
+    pythons:
+        Other interpreters package workers may run on, ``{"3.11": "/usr/bin/python3.11"}``
+        (``--python 3.11=/usr/bin/python3.11``); a package runs on the server's own Python
+        when its vendored set allows, else on the one it was built for.
     """
 
     home: Path = field(default_factory=default_home)
@@ -126,6 +130,7 @@ class ServerConfig:
     runner: DefaultRunnerConfig = field(default_factory=_runner_config)
     shutdown_grace_seconds: float = 10.0
     public_url: str | None = None
+    pythons: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()

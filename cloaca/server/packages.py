@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from cloaca.errors import ApiError, CloacaError
 from cloaca.execution.executors.archives import register_archive
 from cloaca.registry.extract import ArchiveLimits
+from cloaca.registry.interpreters import Interpreter
 from cloaca.registry.loader import PackageLoaderFactory
 from cloaca.registry.workers import WorkerPools
 from cloaca.server.builds import build_workflow, check_alone, foreign_dependencies
@@ -93,12 +94,20 @@ class Packages:
     """Installs, reloads and removes packages of tenants."""
 
     def __init__(
-        self, db: ServerDB, store: PackageStore, staging: Path, max_manifest_bytes: int
+        self,
+        db: ServerDB,
+        store: PackageStore,
+        staging: Path,
+        max_manifest_bytes: int,
+        *,
+        interpreters: list[Interpreter] | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self.loader = PackageLoaderFactory(
-            staging, limits=ArchiveLimits(max_manifest_bytes=max_manifest_bytes)
+            staging,
+            limits=ArchiveLimits(max_manifest_bytes=max_manifest_bytes),
+            interpreters=interpreters,
         )
         self.pools = WorkerPools()
         self._lock = threading.Lock()

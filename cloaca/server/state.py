@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+from cloaca.registry.interpreters import Interpreter, host_interpreter, probe_interpreter
 from cloaca.server.auth import Tickets, hash_key, new_key
 from cloaca.server.config import ServerConfig
 from cloaca.server.db import ServerDB
@@ -22,6 +23,17 @@ from cloaca.server.packages import Packages, PackageStore
 from cloaca.server.tenants import TenantManager
 
 log = logging.getLogger("cloaca.server")
+
+
+def server_interpreters(config: ServerConfig) -> list[Interpreter]:
+    """The server's own Python, then each ``--python X.Y=PATH`` (probed now, so one that
+    cannot start a worker stops the server at start with the reason)."""
+    found = [host_interpreter()]
+    for version, path in config.pythons.items():
+        interp = probe_interpreter(path, expected=version)
+        log.info("package workers may run on Python %s (%s)", interp.version, path)
+        found.append(interp)
+    return found
 
 
 class ServerState:
@@ -37,6 +49,7 @@ class ServerState:
             PackageStore(config.packages_dir),
             config.staging_dir,
             config.max_manifest_bytes,
+            interpreters=server_interpreters(config),
         )
         self.tickets = Tickets()
         self.ready = False

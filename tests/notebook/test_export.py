@@ -168,3 +168,23 @@ def test_cell_callback_and_rules_are_carried_into_the_manifest(
     assert entry.on_success == "cb_flow.tasks:done"
     assert entry.retry is not None and entry.retry.initial_delay_seconds == 0.25
     assert entry.timeout_seconds == 0.5 and entry.trigger_rules is not None
+
+
+def test_build_magic_python_defaults_to_the_kernels(
+    ip: Any, cell: RunCell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setenv("CLOACA_CACHE_DIR", str(tmp_path / "cache"))
+    cell("from cloaca import task\n\n@task(id='t')\ndef t(ctx):\n    return ctx\n", "py")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    (one,) = ip.run_line_magic("cloaca_build", f"-o {tmp_path / 'a'} --target linux-x86_64")
+    assert one.path.name == "notebook-tasks-0.1.0-linux-x86_64.cloaca"
+    assert one.manifest.python.python_version == here
+    built = ip.run_line_magic(
+        "cloaca_build", f"-o {tmp_path / 'b'} --target linux-x86_64 --python 3.12 --python 3.11"
+    )
+    assert [(b.path.name, b.manifest.python.python_version) for b in built] == [
+        ("notebook-tasks-0.1.0-linux-x86_64-py312.cloaca", "3.12"),
+        ("notebook-tasks-0.1.0-linux-x86_64-py311.cloaca", "3.11"),
+    ]

@@ -10,10 +10,15 @@ from pathlib import Path
 class FakeUv:
     """Stands in for :func:`cloaca.packaging.lock.run` (``runner=``)."""
 
-    def __init__(self, fail_platform: str | None = None, stderr: str = "boom") -> None:
+    def __init__(
+        self, fail_platform: str | None = None, stderr: str = "boom", wheel_tag: str | None = None
+    ) -> None:
+        """``wheel_tag``: install ``demo`` with a ``demo-1.0.dist-info/WHEEL`` carrying this
+        ``Tag:`` (``{abi}`` is replaced by ``cp3XY`` of the requested Python)."""
         self.calls: list[list[str]] = []
         self.fail_platform = fail_platform
         self.stderr = stderr
+        self.wheel_tag = wheel_tag
 
     def __call__(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         argv = list(argv)
@@ -31,6 +36,12 @@ class FakeUv:
             (target / "bin").mkdir(exist_ok=True)
             (target / "bin" / "demo").write_text("#!/usr/bin/python\n")
             (target / ".lock").write_text("")
+            if self.wheel_tag is not None:
+                abi = "cp" + argv[argv.index("--python-version") + 1].replace(".", "")
+                info = target / "demo-1.0.dist-info"
+                info.mkdir(exist_ok=True)
+                tag = self.wheel_tag.replace("{abi}", abi)
+                (info / "WHEEL").write_text(f"Wheel-Version: 1.0\nTag: {tag}\n")
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     def count(self, verb: str) -> int:

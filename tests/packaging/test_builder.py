@@ -154,3 +154,71 @@ def test_plan_lists_outputs_without_building(make_project: MakeProject, tmp_path
     assert [t.id for t in plan.tasks] == ["first", "second"]
     assert not (tmp_path / "o").exists()
     json.dumps([t.model_dump() for t in plan.tasks])
+
+
+# ---------------------------------------------------------------- Python versions and wheel tags
+def test_manifest_records_the_python_and_every_wheel(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root = make_project(deps='["demo"]')
+    uv = FakeUv(wheel_tag="{abi}-{abi}-manylinux_2_17_x86_64")
+    (built,) = build_package(root, tmp_path / "dist", ["linux-x86_64"], runner=uv)
+    info = built.manifest.python
+    assert info is not None and built.python_version == HOST_PY
+    abi = "cp" + HOST_PY.replace(".", "")
+    assert (info.python_version, info.abi) == (HOST_PY, abi)
+    assert [(w.name, w.version, w.tags) for w in info.wheels or []] == [
+        ("demo", "1.0", [f"{abi}-{abi}-manylinux_2_17_x86_64"])
+    ]
+    assert built.path.name == "fixture-pkg-0.1.0-linux-x86_64.cloaca"  # one Python: no suffix
+
+
+def test_a_macos_wheel_in_a_linux_build_is_refused(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root = make_project(deps='["demo"]')
+    uv = FakeUv(wheel_tag="{abi}-{abi}-macosx_11_0_arm64")
+    with pytest.raises(BuildError, match="another platform than linux-x86_64") as info:
+        build_package(root, tmp_path / "dist", ["linux-x86_64"], runner=uv)
+    assert "demo 1.0 (built for macosx_11_0_arm64)" in str(info.value)
+    assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
+
+
+def test_a_wheel_for_another_python_is_refused(make_project: MakeProject, tmp_path: Path) -> None:
+    root = make_project(deps='["demo"]')
+    uv = FakeUv(wheel_tag="cp399-cp399-manylinux_2_17_x86_64")
+    with pytest.raises(BuildError, match=f"that Python {HOST_PY} cannot import: demo 1.0"):
+        build_package(root, tmp_path / "dist", ["linux-x86_64"], runner=uv)
+
+
+def test_several_pythons_give_one_archive_each(make_project: MakeProject, tmp_path: Path) -> None:
+    root = make_project(deps='["demo"]')
+    uv = FakeUv(wheel_tag="{abi}-{abi}-manylinux_2_17_x86_64")
+    built = build_package(
+        root, tmp_path / "dist", ["linux-x86_64"], python_versions=["3.11", "3.12"], runner=uv
+    )
+    assert [(b.path.name, b.python_version) for b in built] == [
+        ("fixture-pkg-0.1.0-linux-x86_64-py311.cloaca", "3.11"),
+        ("fixture-pkg-0.1.0-linux-x86_64-py312.cloaca", "3.12"),
+    ]
+    for b in built:
+        assert b.manifest.python is not None
+        assert b.manifest.python.python_version == b.python_version
+        tag = b.manifest.python.wheels[0].tags[0]  # type: ignore[index]
+        assert tag.startswith("cp" + b.python_version.replace(".", ""))
+    versions = sorted(c[c.index("--python-version") + 1] for c in uv.calls if c[2] == "compile")
+    assert versions == ["3.11", "3.12"]
+
+
+def test_tool_cloaca_python_list(make_project: MakeProject) -> None:
+    root = make_project(extra='python = ["3.12", "3.11", "3.12"]')
+    plan = plan_build(root)
+    assert plan.python_versions == ["3.12", "3.11"]
+    assert plan.archive_path("linux-x86_64", "3.11").name.endswith("-linux-x86_64-py311.cloaca")
+    assert plan_build(root, python_versions=["3.11"]).python_versions == ["3.11"]  # flag wins
+    bad = make_project(extra='python = "three"')
+    with pytest.raises(BuildError, match=r"\[tool.cloaca\] python must be a list of X.Y"):
+        plan_build(bad)
+    low = make_project(extra='python = ["3.10"]')
+    with pytest.raises(BuildError, match=r"Python 3.10 \(\[tool.cloaca\] python\) does not"):
+        plan_build(low)

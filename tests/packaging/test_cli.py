@@ -62,3 +62,20 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["build", "--target"])
     assert info.value.code == 2
+
+
+def test_dry_run_with_several_pythons(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project()
+    code = main(["build", str(root), "--dry-run", "--target", "linux-x86_64",
+                 "--python", "3.11", "--python-version", "3.12"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "for Python 3.11, 3.12" in out
+    assert (
+        "fixture-pkg-0.1.0-linux-x86_64-py311.cloaca  [x86_64-manylinux_2_28, Python 3.11]" in out
+    )
+    assert (
+        "fixture-pkg-0.1.0-linux-x86_64-py312.cloaca  [x86_64-manylinux_2_28, Python 3.12]" in out
+    )

@@ -87,8 +87,10 @@ def manifest_for(
     entry: str = "pkg.tasks",
     library: str = "lib/libcloaca_fixture.so",
     targets: list[str] | None = None,
+    python: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A valid manifest v2 for ``files`` (fingerprint included)."""
+    """A valid manifest v2 for ``files`` (fingerprint included); ``python`` adds to or
+    replaces fields of the ``python`` section."""
     full_tasks = [
         {"dependencies": [], "description": None, "retries": 0, "timeout_seconds": None, **t}
         for t in tasks
@@ -103,7 +105,7 @@ def manifest_for(
             "targets": targets or [host_target()],
         },
         "language": language,
-        "python": {"requires_python": ">=3.11", "entry_module": entry}
+        "python": {"requires_python": ">=3.11", "entry_module": entry, **(python or {})}
         if language == "python"
         else None,
         "rust": {"library_path": library} if language == "rust" else None,

@@ -65,6 +65,14 @@ def add_start_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.add_argument(
+        "--python",
+        dest="pythons",
+        action="append",
+        metavar="X.Y=PATH",
+        help="another interpreter for package workers, repeatable "
+        "(e.g. 3.11=/usr/bin/python3.11): packages built for that Python run on it",
+    )
+    parser.add_argument(
         "--dask-scheduler",
         metavar="ADDRESS",
         default=os.environ.get("CLOACINA_DASK_SCHEDULER"),
@@ -73,12 +81,14 @@ def add_start_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    from cloaca.registry.interpreters import parse_python_option
     from cloaca.server.config import ServerConfig, check_home, default_home, parse_bind
 
     parse_bind(args.bind)  # fail early on a malformed address
     if args.max_body_mb <= 0 or args.max_manifest_kb <= 0 or args.shutdown_grace < 0:
         raise ValueError("--max-body-mb and --max-manifest-kb must be > 0, --shutdown-grace >= 0")
     check_home(Path(args.server_home or getattr(args, "home", None) or default_home()).resolve())
+    pythons = dict(parse_python_option(v) for v in getattr(args, "pythons", None) or ())
     config = ServerConfig(
         home=Path(args.server_home or getattr(args, "home", None) or default_home()),
         database_url=args.database_url,
@@ -87,6 +97,7 @@ def _config(args: argparse.Namespace) -> Any:
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_manifest_bytes=args.max_manifest_kb * 1024,
         shutdown_grace_seconds=args.shutdown_grace,
+        pythons=pythons,
     )
     if getattr(args, "dask_scheduler", None):
         config.runner.executor = "dask"
@@ -98,9 +109,12 @@ def start_foreground(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
     import logging
 
+    from cloaca.registry.interpreters import probe_interpreter
     from cloaca.server.serve import serve
 
     config = _config(args)
+    for version, path in config.pythons.items():  # an unusable one stops us before serving
+        probe_interpreter(path, expected=version)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
     serve(config, args.bind, log_level=args.log_level)
     return EXIT_OK
@@ -122,6 +136,10 @@ def cmd_start(ctx: Ctx, args: argparse.Namespace) -> int:
     config.home.mkdir(parents=True, exist_ok=True)
     if _read_state(config.home):
         raise ctx.fail(f"a server is already running from {config.home}", "stop it first")
+    from cloaca.registry.interpreters import probe_interpreter
+
+    for version, path in config.pythons.items():  # refuse an unusable one here, not in the log
+        probe_interpreter(path, expected=version)
     argv = [sys.executable, "-m", "cloaca.cli.server", "--bind", args.bind]
     argv += ["--home", str(config.home), "--max-upload-mb", str(args.max_upload_mb)]
     argv += ["--log-level", args.log_level, "--shutdown-grace", str(args.shutdown_grace)]
@@ -130,6 +148,8 @@ def cmd_start(ctx: Ctx, args: argparse.Namespace) -> int:
         argv += ["--database-url", args.database_url]
     if args.dask_scheduler:
         argv += ["--dask-scheduler", args.dask_scheduler]
+    for version, path in config.pythons.items():
+        argv += ["--python", f"{version}={path}"]
     env = dict(os.environ)
     if args.bootstrap_key:  # never on a command line other users can read
         env["CLOACINA_BOOTSTRAP_KEY"] = args.bootstrap_key
