@@ -66,6 +66,8 @@ def set_secret_resolver(resolver: ResolverLike | None) -> None:
         table = {k: dict(v) for k, v in resolver.items()}
 
         def lookup(name: str) -> Mapping[str, Any]:
+            if name not in table:
+                raise KeyError(f"secret {name!r} not found (known: {sorted(table)})")
             return table[name]
 
         resolver = lookup
@@ -93,8 +95,9 @@ def resolve_secret(name: str) -> dict[str, Any]:
         )
     try:
         value = resolver(name)
-    except KeyError:
-        raise KeyError(f"secret {name!r} not found") from None
+    except KeyError as exc:  # keep the resolver's own explanation when it gave one
+        detail = exc.args[0] if exc.args and exc.args[0] != name else f"secret {name!r} not found"
+        raise KeyError(detail) from None
     if not isinstance(value, Mapping):
         raise SecretError(
             f"the resolver returned {type(value).__name__}, not a mapping of fields", name=name
