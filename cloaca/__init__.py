@@ -30,14 +30,6 @@ from cloaca.secrets import (
 )
 from cloaca.task import TaskDecorator, TaskHandle, TaskSpec, task
 from cloaca.task_registry import GLOBAL_REGISTRY, TaskRegistry
-from cloaca.workflow import (
-    Workflow,
-    WorkflowBuilder,
-    get_workflow,
-    list_workflows,
-    register_workflow,
-    register_workflow_constructor,
-)
 from cloaca.unsupported import (
     ComputationGraphBuilder,
     batch_accumulator,
@@ -51,6 +43,14 @@ from cloaca.unsupported import (
     stream_accumulator,
 )
 from cloaca.variables import var, var_or
+from cloaca.workflow import (
+    Workflow,
+    WorkflowBuilder,
+    get_workflow,
+    list_workflows,
+    register_workflow,
+    register_workflow_constructor,
+)
 
 __version__ = "0.1.0"
 

@@ -181,9 +181,7 @@ class Context:
         """Read field ``field`` of secret ``name`` (``KeyError`` when the secret lacks it)."""
         fields = self.secret(name)
         if field not in fields:
-            raise KeyError(
-                f"secret {name!r} has no field {field!r} (its fields: {sorted(fields)})"
-            )
+            raise KeyError(f"secret {name!r} has no field {field!r} (its fields: {sorted(fields)})")
         return fields[field]
 
 

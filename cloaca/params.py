@@ -147,7 +147,9 @@ def collect(workflow: str, functions: Iterable[Any]) -> dict[str, ParamDecl]:
     return found
 
 
-def apply(workflow: str, params: Mapping[str, ParamDecl], initial: dict[str, Any]) -> dict[str, Any]:
+def apply(
+    workflow: str, params: Mapping[str, ParamDecl], initial: dict[str, Any]
+) -> dict[str, Any]:
     """Check ``initial`` against ``params``; return it with the defaults of absent optional
     params added (``initial`` itself when nothing is declared).
 

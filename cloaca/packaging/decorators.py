@@ -238,7 +238,9 @@ def _refuse_uncarried(
 ) -> None:
     """Refuse what the manifest cannot carry: ``invokes=``/``post_invocation=`` and the
     ``@workflow_params``/``@workflow_secrets`` decorators stacked on the task."""
-    found: list[tuple[str, ast.AST]] = [(n, kw[n]) for n in ("invokes", "post_invocation") if n in kw]
+    found: list[tuple[str, ast.AST]] = [
+        (n, kw[n]) for n in ("invokes", "post_invocation") if n in kw
+    ]
     for other in fn.decorator_list:
         target = other.func if isinstance(other, ast.Call) else other
         name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")

@@ -98,7 +98,9 @@ class DefaultRunnerConfig:
                 f"known settings: {', '.join(sorted(_FIELD_NAMES))}"
             )
         object.__setattr__(self, name, value)
-        if name in _TIMEOUT_ALIASES and "_ready" in self.__dict__:  # the two names of one setting stay equal
+        if (
+            name in _TIMEOUT_ALIASES and "_ready" in self.__dict__
+        ):  # the two names of one setting stay equal
             object.__setattr__(self, _TIMEOUT_ALIASES[name], value)
 
     def __getattr__(self, name: str) -> Any:

@@ -58,9 +58,7 @@ class TenantCredentials:
     connection_string: str
 
     def __repr__(self) -> str:  # never show the password
-        return (
-            f"TenantCredentials(username={self.username!r}, schema_name={self.schema_name!r})"
-        )
+        return f"TenantCredentials(username={self.username!r}, schema_name={self.schema_name!r})"
 
 
 def _check_ident(value: Any, what: str, schema: str | None, user: str | None) -> str:
@@ -149,7 +147,9 @@ class DatabaseAdmin:
                             schema=schema,
                             username=user,
                         )
-                    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
+                    if conn.execute(
+                        "SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)
+                    ).fetchone():
                         raise TenantAdminError(
                             "role already exists; pick another username",
                             schema=schema,
@@ -162,10 +162,14 @@ class DatabaseAdmin:
                         )
                     )
                     conn.execute(
-                        sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident_schema, ident_user)
+                        sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                            ident_schema, ident_user
+                        )
                     )
                     conn.execute(
-                        sql.SQL("ALTER ROLE {} SET search_path TO {}").format(ident_user, ident_schema)
+                        sql.SQL("ALTER ROLE {} SET search_path TO {}").format(
+                            ident_user, ident_schema
+                        )
                     )
             except psycopg.Error as exc:
                 raise TenantAdminError(
@@ -204,7 +208,9 @@ class DatabaseAdmin:
                             username=user,
                         )
                     if has_schema:
-                        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+                        conn.execute(
+                            sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
+                        )
                     if has_role:
                         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(user)))
                         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))

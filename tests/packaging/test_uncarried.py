@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloaca import Context, task, workflow_params, workflow_secrets
+from cloaca import Context, task, workflow_params
 from cloaca.errors import TaskOptionError
 from cloaca.packaging.discovery import discover_tasks
 from cloaca.packaging.spec_codec import spec_to_entry
@@ -23,9 +23,9 @@ def after_graph(context: Context) -> Context:
 @pytest.mark.parametrize(
     ("decorators", "option"),
     [
-        ('@task(invokes=graph)', "invokes"),
-        ('@task(invokes=graph, post_invocation=after)', "invokes"),
-        ('@cloaca.workflow_params(source_id=str)\n@task()', "workflow_params"),
+        ("@task(invokes=graph)", "invokes"),
+        ("@task(invokes=graph, post_invocation=after)", "invokes"),
+        ("@cloaca.workflow_params(source_id=str)\n@task()", "workflow_params"),
         ('@workflow_secrets("db_prod")\n@task()', "workflow_secrets"),
     ],
 )

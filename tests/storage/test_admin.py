@@ -3,6 +3,7 @@ tenant's connection string keeps its tables there and cannot reach another tenan
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -40,10 +41,8 @@ def tenants(admin: DatabaseAdmin) -> Iterator[list[tuple[str, str]]]:
     made: list[tuple[str, str]] = []
     yield made
     for schema, user in made:
-        try:
+        with contextlib.suppress(TenantAdminError):
             admin.remove_tenant(schema, user)
-        except TenantAdminError:
-            pass
 
 
 def _names() -> tuple[str, str]:
