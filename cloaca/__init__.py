@@ -18,10 +18,31 @@ from cloaca.errors import (
     WorkflowValidationError,
 )
 from cloaca.execution.events import TaskEvent
-from cloaca.execution.result import ExecutionResult, TaskResult
-from cloaca.retry import BackoffStrategy, RetryCondition, RetryPolicy
-from cloaca.task import TaskHandle, TaskSpec, task
+from cloaca.execution.result import ExecutionResult, TaskResult, WorkflowResult
+from cloaca.namespace import TaskNamespace, WorkflowContext
+from cloaca.params import WorkflowParamsDecorator, workflow_params
+from cloaca.retry import BackoffStrategy, RetryCondition, RetryPolicy, RetryPolicyBuilder
+from cloaca.secrets import (
+    EnvSecretResolver,
+    WorkflowSecretsDecorator,
+    set_secret_resolver,
+    workflow_secrets,
+)
+from cloaca.task import TaskDecorator, TaskHandle, TaskSpec, task
 from cloaca.task_registry import GLOBAL_REGISTRY, TaskRegistry
+from cloaca.unsupported import (
+    ComputationGraphBuilder,
+    batch_accumulator,
+    boundary_schema,
+    constructor,
+    node,
+    passthrough_accumulator,
+    polling_accumulator,
+    reactor,
+    state_accumulator,
+    stream_accumulator,
+)
+from cloaca.variables import var, var_or
 from cloaca.workflow import (
     Workflow,
     WorkflowBuilder,
@@ -39,6 +60,11 @@ _LAZY = {
     "DefaultRunnerConfig": "cloaca.runner",
     "trigger": "cloaca.runner.triggers",
     "TriggerResult": "cloaca.runner.triggers",
+    "TriggerDecorator": "cloaca.runner.triggers",
+    "_shutdown_all_runners": "cloaca.runner.runner",
+    "DatabaseAdmin": "cloaca.storage.admin",
+    "TenantConfig": "cloaca.storage.admin",
+    "TenantCredentials": "cloaca.storage.admin",
     "build_package": "cloaca.packaging",
 }
 
@@ -50,33 +76,60 @@ __all__ = [
     "GLOBAL_REGISTRY",
     "BackoffStrategy",
     "CloacaError",
+    "ComputationGraphBuilder",
     "Context",
     "CycleError",
+    "DatabaseAdmin",
     "DefaultRunner",
     "DefaultRunnerConfig",
+    "EnvSecretResolver",
     "ExecutionResult",
     "RetryCondition",
     "RetryPolicy",
+    "RetryPolicyBuilder",
+    "TaskDecorator",
     "TaskEvent",
     "TaskExecutionError",
     "TaskHandle",
+    "TaskNamespace",
     "TaskRegistry",
     "TaskResult",
     "TaskSpec",
+    "TenantConfig",
+    "TenantCredentials",
+    "TriggerDecorator",
     "TriggerResult",
     "UnknownDependencyError",
     "Workflow",
     "WorkflowBuilder",
+    "WorkflowContext",
+    "WorkflowParamsDecorator",
+    "WorkflowResult",
+    "WorkflowSecretsDecorator",
     "WorkflowValidationError",
     "all_of",
     "any_of",
+    "batch_accumulator",
+    "boundary_schema",
     "build_package",
+    "constructor",
     "context_value",
     "get_workflow",
     "list_workflows",
+    "node",
     "none_of",
+    "passthrough_accumulator",
+    "polling_accumulator",
+    "reactor",
     "register_workflow",
     "register_workflow_constructor",
+    "set_secret_resolver",
+    "state_accumulator",
+    "stream_accumulator",
     "task",
     "trigger",
+    "var",
+    "var_or",
+    "workflow_params",
+    "workflow_secrets",
 ]

@@ -235,6 +235,24 @@ class Context:
         """Return a shallow copy."""
         return Context._trusted(dict(self._data))
 
+    def secret(self, name: str) -> dict[str, Any]:
+        """Read every field of secret ``name`` from the process's secret resolver.
+
+        The value is returned to the caller only and never stored in the context (see
+        :mod:`cloaca.secrets`). Raises :class:`~cloaca.errors.SecretError` (a ``RuntimeError``)
+        when no resolver is configured and ``KeyError`` for an unknown secret.
+        """
+        from cloaca.secrets import resolve_secret
+
+        return resolve_secret(name)
+
+    def secret_field(self, name: str, field: str) -> Any:
+        """Read field ``field`` of secret ``name`` (``KeyError`` when the secret lacks it)."""
+        fields = self.secret(name)
+        if field not in fields:
+            raise KeyError(f"secret {name!r} has no field {field!r} (its fields: {sorted(fields)})")
+        return fields[field]
+
 
 def task_output(
     task_id: str, ret: Any, ctx: Context, inp: Mapping[str, Any] | None = None

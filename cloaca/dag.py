@@ -56,6 +56,10 @@ class Dag:
         """Nodes without dependencies, in order."""
         return [n for n in self.order if not self.deps[n]]
 
+    def leaves(self) -> list[str]:
+        """Nodes nothing depends on, in order."""
+        return [n for n in self.order if not self.dependents[n]]
+
     def check_node(self, node: str, workflow: str | None = None) -> str:
         """Return ``node`` if it exists, else raise :class:`TaskSelectionError` with hints."""
         if node not in self.deps:

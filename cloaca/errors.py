@@ -14,7 +14,10 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │   ├── WorkflowValidationError  (workflow)     DAG problems found at build time
     │   │   ├── UnknownDependencyError (task_id, dependency, suggestions)
     │   │   ├── CycleError           (cycle)
-    │   │   └── DuplicateTaskError   (task_id)
+    │   │   ├── DuplicateTaskError   (task_id)
+    │   │   └── EmptyWorkflowError                  a workflow with no task
+    │   ├── TaskNotFoundError        (task_id, suggestions)  add_task() of an unknown task id
+    │   ├── WorkflowInputError       (param)        execute-time params fail the declaration
     │   ├── WorkflowNotFoundError    (workflow, suggestions)
     │   └── TaskSelectionError       (task_id, suggestions)  unknown task in start_from/only/until
     ├── TaskExecutionError           (task_id, error_type, message, traceback)
@@ -29,7 +32,11 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │       └── TaskOptionError      (task_id, field)  a task option the manifest cannot carry
     ├── WorkerError                  (package)      a worker process died or misbehaved
     ├── StorageError                 (url)          the runner's database could not be used
-    │   └── StorageUnavailableError  (url)          a write could not be committed in time
+    │   ├── StorageUnavailableError  (url)          a write could not be committed in time
+    │   └── TenantAdminError         (schema, username)  DatabaseAdmin could not provision
+    ├── SecretError                  (name)         no secret resolver, or it failed
+    ├── UnsupportedFeatureError      (feature, issue)  an upstream name this engine only
+    │                                               accepts (computation graphs, providers)
     ├── ExecutorError                (address)      a remote executor (Dask) is misconfigured
     │                                               or unreachable
     ├── ClientConfigError            (hint)         a client's server/key/profile settings
@@ -180,6 +187,43 @@ class DuplicateTaskError(WorkflowValidationError):
         where = f"workflow {self.workflow!r}: " if self.workflow else ""
         extra = f" ({self.message})" if self.message else ""
         return f"{where}duplicate task id {self.task_id!r}{extra}. Task ids must be unique."
+
+
+class EmptyWorkflowError(WorkflowValidationError):
+    """The workflow has no task (upstream's wording: "cannot be empty")."""
+
+    def describe(self) -> str:
+        where = f"workflow {self.workflow!r}" if self.workflow else "workflow"
+        return (
+            f"{where} cannot be empty: it has no tasks. Declare @task functions inside "
+            "`with WorkflowBuilder(...)` or add them with builder.add_task(...)."
+        )
+
+
+class TaskNotFoundError(WorkflowError, ValueError):
+    """``add_task`` named a task id no ``@task`` declared (upstream: "not found in registry")."""
+
+    _fields: tuple[str, ...] = ("message", "workflow", "task_id", "suggestions")
+    task_id: str | None
+    suggestions: list[str] | None
+
+    def describe(self) -> str:
+        where = f"workflow {self.workflow!r}: " if self.workflow else ""
+        return (
+            f"{where}Task {self.task_id!r} not found in registry.{_hint(self.suggestions)} "
+            "Make sure it was decorated with @task."
+        )
+
+
+class WorkflowInputError(WorkflowError, ValueError):
+    """The execution context does not satisfy the workflow's ``@workflow_params``."""
+
+    _fields: tuple[str, ...] = ("message", "workflow", "param")
+    param: str | None
+
+    def describe(self) -> str:
+        where = f"workflow {self.workflow!r}: " if self.workflow else ""
+        return f"{where}invalid execution context: {self.message}"
 
 
 class WorkflowNotFoundError(WorkflowError, KeyError):
@@ -371,6 +415,43 @@ class StorageUnavailableError(StorageError):
     server answers 503 and the caller may try again later."""
 
 
+class TenantAdminError(StorageError, RuntimeError):
+    """``DatabaseAdmin`` could not create or remove the tenant ``schema`` / ``username``."""
+
+    _fields: tuple[str, ...] = ("message", "url", "schema", "username")
+    schema: str | None
+    username: str | None
+
+    def describe(self) -> str:
+        who = f"tenant schema {self.schema!r}" if self.schema else "tenant"
+        if self.username:
+            who += f" (user {self.username!r})"
+        return f"{who}: {self.message}"
+
+
+class SecretError(CloacaError, RuntimeError):
+    """Secret ``name`` could not be read: no resolver is configured, or it failed."""
+
+    _fields: tuple[str, ...] = ("message", "name")
+    name: str | None
+
+    def describe(self) -> str:
+        return f"secret {self.name!r}: {self.message}" if self.name else self.message
+
+
+class UnsupportedFeatureError(CloacaError, NotImplementedError):
+    """An upstream name that imports here but whose ``feature`` this engine does not run yet;
+    ``issue`` is the cloaca-nb issue that brings it."""
+
+    _fields: tuple[str, ...] = ("message", "feature", "issue")
+    feature: str | None
+    issue: str | None
+
+    def describe(self) -> str:
+        later = f" It arrives with {self.issue}." if self.issue else ""
+        return f"{self.feature} is not supported by this engine yet: {self.message}{later}"
+
+
 class ExecutorError(CloacaError):
     """The remote executor at ``address`` (a Dask scheduler) is misconfigured or unreachable."""
 
@@ -419,20 +500,26 @@ __all__ = [
     "ContextValueError",
     "CycleError",
     "DuplicateTaskError",
+    "EmptyWorkflowError",
     "ExecutorError",
     "IncompatiblePythonError",
     "IncompatibleTargetError",
     "ManifestError",
     "PackageError",
+    "SecretError",
     "StorageError",
     "TaskDefinitionError",
     "TaskExecutionError",
+    "TaskNotFoundError",
     "TaskSelectionError",
     "TaskTimeoutError",
+    "TenantAdminError",
     "UnknownDependencyError",
     "UnsafeArchiveError",
+    "UnsupportedFeatureError",
     "WorkerError",
     "WorkflowError",
+    "WorkflowInputError",
     "WorkflowNotFoundError",
     "WorkflowValidationError",
 ]

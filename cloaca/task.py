@@ -58,6 +58,9 @@ class TaskSpec:
     accepts_handle: bool = False
     source: SourceInfo | None = None
     code_hash: str = ""
+    # upstream's computation-graph hooks: accepted and stored; the graph runs with issue 20
+    invokes: Any = None
+    post_invocation: Callable[..., Any] | None = None
 
     def __repr__(self) -> str:
         return f"TaskSpec(id={self.id!r}, dependencies={list(self.dependencies)!r})"
@@ -279,6 +282,14 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
         raise TaskDefinitionError(
             "trigger_rules must be built with context_value/all_of/any_of/none_of", task_id=task_id
         )
+    invokes, post_invocation = options.get("invokes"), options.get("post_invocation")
+    if post_invocation is not None and invokes is None:
+        raise TaskDefinitionError(
+            "post_invocation= runs after the graph given with invokes=; set invokes= too",
+            task_id=task_id,
+        )
+    if post_invocation is not None and not callable(post_invocation):
+        raise TaskDefinitionError("post_invocation must be callable", task_id=task_id)
     deps = tuple(dependency_id(d, task_id) for d in options.get("dependencies") or ())
     if task_id in deps:
         raise TaskDefinitionError("a task cannot depend on itself", task_id=task_id)
@@ -304,6 +315,8 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
         accepts_handle=accepts_handle,
         source=source,
         code_hash=_code_hash(fn),
+        invokes=invokes,
+        post_invocation=post_invocation,
     )
 
 
@@ -324,11 +337,16 @@ def task(
     trigger_rules: Condition | None = None,
     on_success: Callable[[str, Any], Any] | None = None,
     on_failure: Callable[[str, BaseException, Any], Any] | None = None,
+    invokes: Any = None,
+    post_invocation: Callable[..., Any] | None = None,
 ) -> Any:
     """Declare a task.
 
     Usable bare (``@task``) or with options (``@task(id="fetch", dependencies=[...])``).
     The function is returned unchanged apart from its ``__cloaca_task__`` attribute.
+    ``invokes=`` (a computation graph) and ``post_invocation=`` are upstream's
+    computation-graph hooks: accepted and kept on the spec; running the graph comes with the
+    computation-graph issue, and ``cloaca build`` refuses them until the manifest carries them.
 
     Raises
     ------
@@ -336,9 +354,22 @@ def task(
         For an invalid id, signature, dependency entry, timeout or conflicting retry options.
     """
     options = {k: v for k, v in locals().items() if k != "fn"}
+    decorator = TaskDecorator(options)
+    if fn is not None:
+        return decorator(fn)
+    return decorator
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        spec = make_spec(func, **options)
+
+class TaskDecorator:
+    """What ``@task(...)`` returns (upstream's name): holds the options; calling it on a
+    function attaches the :class:`TaskSpec`, tells the listeners and returns the function."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Declare ``func`` as a task with the held options."""
+        spec = make_spec(func, **self.options)
         func.__cloaca_task__ = spec  # type: ignore[attr-defined]
         with _lock:
             listeners = list(_listeners)
@@ -346,6 +377,6 @@ def task(
             listener(spec)
         return func
 
-    if fn is not None:
-        return decorate(fn)
-    return decorate
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if v is not None)
+        return f"TaskDecorator({given})"

@@ -10,8 +10,18 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cloaca import params as _params
+from cloaca import secrets as _secrets
 from cloaca.dag import Dag, build_dag
-from cloaca.errors import DuplicateTaskError, WorkflowNotFoundError, WorkflowValidationError
+from cloaca.errors import (
+    DuplicateTaskError,
+    EmptyWorkflowError,
+    TaskNotFoundError,
+    TaskSelectionError,
+    WorkflowNotFoundError,
+    WorkflowValidationError,
+)
+from cloaca.namespace import DEFAULT_PACKAGE, DEFAULT_TENANT, TaskNamespace, WorkflowContext
 from cloaca.task import TaskSpec, add_task_listener, get_spec, remove_task_listener
 from cloaca.task_registry import GLOBAL_REGISTRY, TaskRegistry
 
@@ -32,6 +42,8 @@ class Workflow:
 
     ``tasks`` maps node keys (a task id, or ``package::id`` for a loaded package's task) to
     specs. ``version`` is a content hash of the tasks' ids, dependencies and code.
+    ``declared_params`` and ``declared_secrets`` are what its tasks declare with
+    ``@workflow_params`` / ``@workflow_secrets``.
     """
 
     def __init__(
@@ -60,6 +72,52 @@ class Workflow:
             spec = self.tasks[key]
             digest.update(f"{key}|{','.join(self.dag.deps[key])}|{spec.code_hash}\n".encode())
         self.version = digest.hexdigest()[:12]
+        functions = [spec.fn for spec in self.tasks.values()]
+        self.declared_params: dict[str, _params.ParamDecl] = _params.collect(name, functions)
+        self.declared_secrets: tuple[str, ...] = _secrets.collect(functions)
+        clash = sorted(set(self.declared_params) & set(self.declared_secrets))
+        if clash:
+            raise WorkflowValidationError(
+                f"{clash} declared both as param and as secret; a name is one or the other",
+                workflow=name,
+            )
+
+    def check_inputs(self, initial: dict[str, Any]) -> dict[str, Any]:
+        """Check an initial context against ``declared_params``; return it with defaults added
+        (raises :class:`~cloaca.errors.WorkflowInputError`)."""
+        return _params.apply(self.name, self.declared_params, initial)
+
+    # ------------------------------------------------------------------ upstream's inspection
+    def _selected(self, nodes: Sequence[str]) -> list[str]:
+        if self.selection is None:
+            return list(nodes)
+        return [n for n in nodes if n in self.selection]
+
+    def topological_sort(self) -> list[str]:
+        """Task names in a valid execution order (the scheduler's order)."""
+        return self._selected(self.dag.order)
+
+    def get_execution_levels(self) -> list[list[str]]:
+        """Tasks grouped by level: each level depends only on earlier ones, so its tasks may
+        run in parallel."""
+        levels = [self._selected(level) for level in self.dag.levels]
+        return [level for level in levels if level]
+
+    def get_roots(self) -> list[str]:
+        """Tasks with no dependencies."""
+        return self._selected(self.dag.roots())
+
+    def get_leaves(self) -> list[str]:
+        """Tasks nothing depends on."""
+        return self._selected(self.dag.leaves())
+
+    def validate(self) -> None:
+        """Check the structure again with :func:`cloaca.dag.build_dag` (a workflow is already
+        validated when built); raises :class:`~cloaca.errors.WorkflowValidationError`, a
+        ``ValueError``, when it is invalid."""
+        if not self.tasks:
+            raise EmptyWorkflowError(workflow=self.name)
+        build_dag(self.dag.deps, workflow=self.name)
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, tasks={list(self.dag.order)!r}, version={self.version!r})"
@@ -136,10 +194,24 @@ class WorkflowBuilder:
     is validated and registered under ``name`` on exit. Fluently,
     ``WorkflowBuilder("w").add_task(a).add_task(b).build()`` or
     ``WorkflowBuilder().with_registry(reg).start_from_task("x").build()``.
+
+    ``tenant``, ``package`` and ``workflow`` are upstream's namespace of the builder's tasks
+    (defaults ``"public"``, ``"embedded"`` and ``name``), kept as :attr:`context`; tasks are
+    still looked up by id.
     """
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        tenant: str | None = None,
+        package: str | None = None,
+        workflow: str | None = None,
+    ) -> None:
         self.name = name or "workflow"
+        self.context = WorkflowContext(
+            tenant or DEFAULT_TENANT, package or DEFAULT_PACKAGE, workflow or self.name
+        )
         self._description: str | None = None
         self._tags: dict[str, str] = {}
         self._specs: list[tuple[TaskSpec, str | None, str]] = []  # spec, namespace, key
@@ -160,12 +232,34 @@ class WorkflowBuilder:
         return self
 
     def add_task(self, task: TaskSpec | Callable[..., Any] | str) -> WorkflowBuilder:
-        """Add a ``@task`` function, a spec, or the id of a task in the global registry."""
-        spec = GLOBAL_REGISTRY.get(task) if isinstance(task, str) else get_spec(task)
+        """Add a ``@task`` function, a spec, or the id of a task in the global registry.
+
+        Raises :class:`~cloaca.errors.TaskNotFoundError` (a ``ValueError``; upstream's
+        "not found in registry") for an id or function no ``@task`` declared.
+        """
+        spec: TaskSpec | None
+        if isinstance(task, str):
+            try:
+                spec = GLOBAL_REGISTRY.get(task)
+            except TaskSelectionError as exc:
+                if exc.message:  # ambiguous among packages: that error says which to pick
+                    raise
+                spec = None
+        else:
+            spec = get_spec(task)
         if spec is None:
-            raise TypeError(f"{task!r} is not a @task function, TaskSpec or task id")
+            name = task if isinstance(task, str) else getattr(task, "__name__", repr(task))
+            raise TaskNotFoundError(
+                workflow=self.name,
+                task_id=name,
+                suggestions=difflib.get_close_matches(name, GLOBAL_REGISTRY.keys(), n=3),
+            )
         self._specs.append((spec, None, spec.id))
         return self
+
+    def namespace_of(self, task_id: str) -> TaskNamespace:
+        """Upstream's namespace of task ``task_id`` in this builder."""
+        return self.context.task_namespace(task_id)
 
     def with_registry(self, registry: TaskRegistry) -> WorkflowBuilder:
         """Use every task of ``registry`` (e.g. the tasks of loaded packages)."""
@@ -216,7 +310,7 @@ class WorkflowBuilder:
             tasks[key] = spec
             namespaces[key] = namespace
         if not tasks:
-            raise WorkflowValidationError("has no tasks", workflow=self.name)
+            raise EmptyWorkflowError(workflow=self.name)
         workflow = Workflow(self.name, tasks, namespaces, self._description, self._tags)
         if self._start_from or self._only or self._until:
             workflow = workflow.subset(self._start_from, self._only, self._until)

@@ -80,7 +80,9 @@ class ExecutionResult:
 
     ``status`` is ``"Completed"`` or ``"Failed"``; ``final_context`` merges the writes of every
     completed task in topological order; ``tasks`` holds one :class:`TaskResult` per selected
-    task, in topological order.
+    task, in topological order. Upstream's ``WorkflowResult`` fields are all here
+    (``status``, ``start_time``, ``end_time``, ``final_context``, ``error_message``);
+    ``cloaca.WorkflowResult`` is this class.
     """
 
     workflow_name: str
@@ -107,6 +109,16 @@ class ExecutionResult:
             if rec.status == FAILED:
                 return rec.error
         return None
+
+    @property
+    def start_time(self) -> str:
+        """When the run started, as an RFC 3339 string (upstream's ``WorkflowResult`` field)."""
+        return datetime.fromtimestamp(self.started_at, UTC).isoformat()
+
+    @property
+    def end_time(self) -> str | None:
+        """When the run ended, as an RFC 3339 string (upstream's ``WorkflowResult`` field)."""
+        return _iso(self.finished_at)
 
     @property
     def duration(self) -> float:
@@ -143,3 +155,7 @@ class ExecutionResult:
             f"ExecutionResult({self.workflow_name!r}, status={self.status!r}, "
             f"tasks={counts}, duration={self.duration:.3f}s)"
         )
+
+
+#: upstream's name of the result :meth:`DefaultRunner.execute` returns
+WorkflowResult = ExecutionResult

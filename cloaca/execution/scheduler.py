@@ -224,7 +224,7 @@ async def execute_workflow(
     selected = set(wf.selection) if wf.selection is not None else set(wf.dag.order)
     run = _Run(
         wf,
-        initial_dict(context),
+        wf.check_inputs(initial_dict(context)),  # @workflow_params: checked, defaults added
         selected,
         on_event,
         max_concurrency,

@@ -18,7 +18,7 @@ from typing import Any
 
 from cloaca.errors import BuildError, TaskDefinitionError, TaskOptionError
 from cloaca.packaging.manifest import TaskEntry
-from cloaca.packaging.spec_codec import spec_to_entry
+from cloaca.packaging.spec_codec import UNCARRIED, spec_to_entry
 from cloaca.packaging.static_eval import IsLambda, NotStatic, evaluate
 from cloaca.task import make_spec
 
@@ -153,6 +153,7 @@ def read_task(
     task_id = ids[(mod.name, fn.name)]
     where = _where(mod, fn)
     kw = kwargs_of(deco)
+    _refuse_uncarried(mod, fn, task_id, kw)
     explicit: set[str] = set()
     deps: list[str] = []
     if "dependencies" in kw:
@@ -227,6 +228,32 @@ def read_task(
     except TaskDefinitionError as exc:
         raise BuildError(f"{exc} ({where})", path=str(mod.path)) from exc
     return DiscoveredTask(entry=entry, explicit=frozenset(explicit), location=where)
+
+
+def _refuse_uncarried(
+    mod: ParsedModule,
+    fn: ast.FunctionDef | ast.AsyncFunctionDef,
+    task_id: str,
+    kw: dict[str, ast.expr],
+) -> None:
+    """Refuse what the manifest cannot carry: ``invokes=``/``post_invocation=`` and the
+    ``@workflow_params``/``@workflow_secrets`` decorators stacked on the task."""
+    found: list[tuple[str, ast.AST]] = [
+        (n, kw[n]) for n in ("invokes", "post_invocation") if n in kw
+    ]
+    for other in fn.decorator_list:
+        target = other.func if isinstance(other, ast.Call) else other
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name in ("workflow_params", "workflow_secrets"):
+            found.append((name, other))
+    if found:
+        option, node = found[0]
+        raise TaskOptionError(
+            f"{UNCARRIED[option]} ({_where(mod, node)})",
+            path=str(mod.path),
+            task_id=task_id,
+            field=option,
+        )
 
 
 def _dependency(

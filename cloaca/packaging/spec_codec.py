@@ -269,6 +269,7 @@ def spec_to_entry(
         :func:`rules_to_json`).
     """
     tid = spec.id
+    refuse_uncarried(spec)
     ref = function or callable_ref(spec.fn, tid, "function", modules)
     rules = rules_to_json(spec.trigger_rules, tid) if spec.trigger_rules is not None else None
     fields: dict[str, Any] = {
@@ -325,6 +326,37 @@ def entry_to_spec(entry: TaskEntry, resolve: Resolver | None = None) -> TaskSpec
     )
 
 
+#: declarations the manifest (format v2) has no field for, and what to do about them
+UNCARRIED = {
+    "invokes": "a computation graph cannot be packaged yet (computation graphs arrive with "
+    "issue 20); remove invokes= for the package build",
+    "post_invocation": "it only runs after an invokes= graph, which cannot be packaged yet "
+    "(issue 20); remove post_invocation= for the package build",
+    "workflow_params": "declared workflow params are not carried by manifest v2 yet, so the "
+    "server could not validate them; remove @workflow_params for the package build",
+    "workflow_secrets": "declared workflow secrets are not carried by manifest v2 yet; remove "
+    "@workflow_secrets for the package build (context.secret(...) still works where a "
+    "resolver is installed)",
+}
+
+
+def refuse_uncarried(spec: TaskSpec) -> None:
+    """Raise :class:`TaskOptionError` when ``spec`` declares something the manifest cannot
+    carry (``invokes=``, ``post_invocation=``, ``@workflow_params``, ``@workflow_secrets``) —
+    a package must never silently lose a declaration."""
+    from cloaca import params, secrets
+
+    present = {
+        "invokes": spec.invokes is not None,
+        "post_invocation": spec.post_invocation is not None,
+        "workflow_params": bool(getattr(spec.fn, params.ATTR, None)),
+        "workflow_secrets": bool(getattr(spec.fn, secrets.ATTR, None)),
+    }
+    for option, given in present.items():
+        if given:
+            raise TaskOptionError(UNCARRIED[option], task_id=spec.id, field=option)
+
+
 def _callback_ref(
     fn: Any, task_id: str, option: str, modules: Mapping[str, str] | None
 ) -> str | None:
@@ -347,6 +379,7 @@ __all__ = [
     "callable_ref",
     "entry_to_spec",
     "import_ref",
+    "refuse_uncarried",
     "retry_from_entry",
     "retry_to_entry",
     "rules_to_json",

@@ -1,4 +1,10 @@
-"""`DefaultRunnerConfig`: the runner's knobs (names and defaults from Cloacina's API)."""
+"""`DefaultRunnerConfig`: the runner's knobs (names and defaults from Cloacina's API).
+
+Every field of upstream's ``DefaultRunnerConfig`` is here with upstream's default, settable as
+an attribute, as a constructor keyword or with upstream's ``set_<field>(value)`` methods;
+``pipeline_timeout_seconds`` is upstream's older name of ``workflow_timeout_seconds`` and stays
+in step with it. ``executor`` and ``dask_scheduler`` are ours.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ class DefaultRunnerConfig:
     task_timeout_seconds:
         Timeout for tasks that set no ``timeout_seconds`` (None: no limit).
     workflow_timeout_seconds:
-        Timeout for a whole execution (None: no limit).
+        Timeout for a whole execution, one hour by default as upstream (None: no limit).
+    pipeline_timeout_seconds:
+        Upstream's older name of ``workflow_timeout_seconds``; setting either sets both.
     db_pool_size:
         Database connection pool size.
     db_write_timeout_seconds:
@@ -58,7 +66,7 @@ class DefaultRunnerConfig:
     max_concurrent_tasks: int = 4
     scheduler_poll_interval_ms: int = 100
     task_timeout_seconds: float | None = 300
-    workflow_timeout_seconds: float | None = None
+    workflow_timeout_seconds: float | None = 3600
     db_pool_size: int = 10
     db_write_timeout_seconds: float = 10.0
     enable_recovery: bool = True
@@ -72,6 +80,13 @@ class DefaultRunnerConfig:
     cron_max_recovery_attempts: int = 3
     executor: str = "local"
     dask_scheduler: str | None = None
+    pipeline_timeout_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.pipeline_timeout_seconds is not None:
+            object.__setattr__(self, "workflow_timeout_seconds", self.pipeline_timeout_seconds)
+        object.__setattr__(self, "pipeline_timeout_seconds", self.workflow_timeout_seconds)
+        object.__setattr__(self, "_ready", True)
 
     @staticmethod
     def default() -> DefaultRunnerConfig:
@@ -89,6 +104,25 @@ class DefaultRunnerConfig:
                 f"known settings: {', '.join(sorted(_FIELD_NAMES))}"
             )
         object.__setattr__(self, name, value)
+        if (
+            name in _TIMEOUT_ALIASES and "_ready" in self.__dict__
+        ):  # the two names of one setting stay equal
+            object.__setattr__(self, _TIMEOUT_ALIASES[name], value)
+
+    def __getattr__(self, name: str) -> Any:
+        # upstream's setters: config.set_max_concurrent_tasks(8)
+        if name.startswith("set_") and name[4:] in _FIELD_NAMES:
+            field_name = name[4:]
+
+            def setter(value: Any) -> None:
+                setattr(self, field_name, value)
+
+            return setter
+        raise AttributeError(f"DefaultRunnerConfig has no attribute {name!r}")
 
 
+_TIMEOUT_ALIASES = {
+    "workflow_timeout_seconds": "pipeline_timeout_seconds",
+    "pipeline_timeout_seconds": "workflow_timeout_seconds",
+}
 _FIELD_NAMES = frozenset(f.name for f in fields(DefaultRunnerConfig))

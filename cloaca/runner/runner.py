@@ -11,11 +11,13 @@ other processes (queued or orphaned executions), fires cron schedules and polls 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -112,6 +114,12 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
 
         self._service = Service(self)
         self._service.start()
+        _live_runners.add(self)
+
+    @classmethod
+    def with_config(cls, database_url: str, config: DefaultRunnerConfig) -> DefaultRunner:
+        """Upstream's constructor with a configuration: ``DefaultRunner(database_url, config)``."""
+        return cls(database_url, config)
 
     @classmethod
     def with_schema(
@@ -178,7 +186,7 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
         if start_from or only or until:
             wf = wf.subset(start_from, only, until)
             selection = {"start_from": start_from, "only": list(only or []) or None, "until": until}
-        initial = initial_dict(context)
+        initial = wf.check_inputs(initial_dict(context))  # refused before anything is written
         eid = execution_id or str(uuid.uuid4())
         now = time.time()
         selected = wf.selection if wf.selection is not None else None
@@ -395,6 +403,22 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
 
     def __repr__(self) -> str:
         return f"DefaultRunner({self.store!r}, runner_id={self.runner_id[:8]!r})"
+
+
+_live_runners: weakref.WeakSet[DefaultRunner] = weakref.WeakSet()
+
+
+def _shutdown_all_runners() -> None:
+    """Shut down every runner of this process that is still open (registered with ``atexit``,
+    as upstream does, so runner threads end before the interpreter does)."""
+    for runner in list(_live_runners):
+        try:
+            runner.shutdown()
+        except Exception:  # at exit: one broken runner must not keep the others running
+            log.debug("could not shut down %r", runner, exc_info=True)
+
+
+atexit.register(_shutdown_all_runners)
 
 
 def _sel(selection: dict[str, Any]) -> tuple[Any, Any, Any]:

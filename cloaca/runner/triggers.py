@@ -136,7 +136,19 @@ def trigger(
         func.__cloaca_trigger__ = spec  # type: ignore[attr-defined]
         return func
 
-    return decorate(fn) if fn is not None else decorate
+    return decorate(fn) if fn is not None else TriggerDecorator(decorate)
+
+
+class TriggerDecorator:
+    """What ``@trigger(...)`` returns (upstream's name): calling it on the poll function
+    registers the trigger and returns the function."""
+
+    def __init__(self, decorate: Callable[[Callable[[], Any]], Callable[[], Any]]) -> None:
+        self._decorate = decorate
+
+    def __call__(self, func: Callable[[], Any]) -> Callable[[], Any]:
+        """Register ``func`` as the trigger's poll function."""
+        return self._decorate(func)
 
 
 def registered_triggers() -> list[TriggerSpec]:

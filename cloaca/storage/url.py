@@ -4,7 +4,8 @@ Accepted forms
 --------------
 - ``sqlite:///abs/path/file.db`` and ``sqlite:////abs/path/file.db`` — an absolute path.
 - ``sqlite://relative/file.db`` — a path relative to the working directory (Cloacina's form).
-- ``sqlite:///:memory:`` / ``sqlite://:memory:`` — a private in-memory database.
+- ``sqlite:///:memory:`` / ``sqlite://:memory:`` / bare ``:memory:`` (upstream's cron
+  tutorial) — a private in-memory database.
 - a bare filesystem path (``runs.db``) — a SQLite file.
 - ``postgresql://...``, ``postgres://...``, ``postgresql+psycopg://...`` — PostgreSQL through
   psycopg 3.
@@ -76,6 +77,8 @@ def parse_database_url(url: str) -> DatabaseURL:
         if rest.startswith("//"):  # SQLAlchemy's four-slash absolute form
             rest = rest[1:]
         return _sqlite_file(url, rest, busy)
+    if url == ":memory:":
+        return DatabaseURL(url, "sqlite", "sqlite://", None, 5000)
     if "://" in url:
         raise StorageError(
             "unsupported database URL scheme; use sqlite:///path/file.db, sqlite:///:memory: "

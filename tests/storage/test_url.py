@@ -26,7 +26,7 @@ def test_sqlite_relative_and_cloacina_query() -> None:
 
 
 def test_memory_forms() -> None:
-    for url in ("sqlite:///:memory:", "sqlite://:memory:", "sqlite://"):
+    for url in ("sqlite:///:memory:", "sqlite://:memory:", "sqlite://", ":memory:"):
         assert parse_database_url(url).is_memory
 
 
