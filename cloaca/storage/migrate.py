@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from cloaca.storage.engine import Store
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
-HEAD = "0003"
+HEAD = "0004"
 
 
 def upgrade(store: Store, revision: str = "head") -> None:

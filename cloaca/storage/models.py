@@ -87,6 +87,8 @@ task_executions = Table(
     Column("output", Text, nullable=True),  # the task's output context, JSON
     Column("attempt_owner", String(36), nullable=True),  # runner that claimed claimed_attempt
     Column("claimed_attempt", Integer, nullable=True),  # latest attempt claimed (0003)
+    # times the task was re-run because its runner or worker died (0004)
+    Column("recovery_attempts", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
 )
 
