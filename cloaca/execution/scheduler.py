@@ -122,7 +122,7 @@ class _Run(LanesMixin):
         else:
             inp = self.input_for(node)
         assert self.sem is not None
-        charged = 0  # attempts counted against the retry policy (lost ones are not)
+        charged = attempt - 1  # attempts counted against the retry policy (lost ones are not)
         while True:
             if delay:
                 await asyncio.sleep(delay)
