@@ -43,11 +43,17 @@ def body(context, task):
 class Markers:
     """The lines of a marker file, read at one moment."""
 
-    def __init__(self, path: Path) -> None:
-        text = path.read_text() if path.exists() else ""
-        self.lines = [tuple(line.split()) for line in text.splitlines() if line.strip()]
+    def __init__(self, path: Path | None, lines: list[tuple[str, ...]] | None = None) -> None:
+        text = path.read_text() if path is not None and path.exists() else ""
+        if lines is None:
+            lines = [tuple(line.split()) for line in text.splitlines() if line.strip()]
+        self.lines = lines
         self.starts = Counter((job, task) for kind, job, task, _ in self.lines if kind == "start")
         self.dones = Counter((job, task) for kind, job, task, _ in self.lines if kind == "done")
+
+    def of(self, pid: int) -> Markers:
+        """Only the lines written by process ``pid``."""
+        return Markers(None, [line for line in self.lines if int(line[3]) == pid])
 
     def pids_starting(self, job: str, task: str) -> list[int]:
         """Process ids that started ``task`` of ``job``, in order."""
@@ -72,6 +78,7 @@ def committed(url: str, schema: str | None, jobs: Mapping[str, str]) -> dict[str
 
 def check_no_lost_or_repeated_work(
     cut: Markers,
+    settled: Markers,
     final: Markers,
     done_at_cut: set[str],
     jobs: Iterable[str],
@@ -79,9 +86,11 @@ def check_no_lost_or_repeated_work(
 ) -> int:
     """Assert what a crash may and may not cost; return how many task bodies ran again.
 
-    ``cut`` is the marker file read when the process was killed or stopped, ``done_at_cut``
-    the tasks whose completion the database had committed then, ``final`` the markers at the
-    end, ``deps`` each task's dependencies.
+    ``cut`` holds the marker lines the killed or stopped process(es) wrote before the signal,
+    ``done_at_cut`` the tasks whose completion the database had committed just after it, and
+    ``settled`` the marker file read after that snapshot (when other processes keep running,
+    it includes their progress up to the snapshot); ``final`` the markers at the end, ``deps``
+    each task's dependencies.
 
     - every task of every job finished at least once (nothing lost);
     - no task committed as completed at the cut started again (completed work not repeated);
@@ -97,7 +106,7 @@ def check_no_lost_or_repeated_work(
         for task in deps:
             key = (job, task)
             assert final.dones[key] >= 1, f"{job}/{task} never finished"
-            again = final.starts[key] - cut.starts[key]
+            again = final.starts[key] - settled.starts[key]
             if f"{job}/{task}" in done_at_cut:
                 assert again == 0, f"{job}/{task} was committed as completed, then ran again"
             if final.starts[key] > 1:

@@ -104,7 +104,7 @@ def run_kill_and_restart(home: Path, tmp: Path, args: tuple[str, ...], db: str) 
         assert isinstance(context, dict)
         assert {t: context[t] for t in DEPS} == {t: f"{t}-{jobs[eid]}" for t in DEPS}
     rerun = check_no_lost_or_repeated_work(
-        cut, final, at_cut.get("Completed", set()), jobs.values(), DEPS
+        cut, cut, final, at_cut.get("Completed", set()), jobs.values(), DEPS
     )
     assert not [c for c in codes if c >= 500], "the server answered 5xx"
     report = {
