@@ -55,6 +55,7 @@ class ClaimsMixin:
         known = self.known_workflows()
         if not claims.has_claimable(self.store, known, stale_before):
             return []
+        claims.end_dead_sessions(self.store, known, stale_before)
         started = []
         for row, task_rows in claims.claim_executions(
             self.store, self.runner_id, known, stale_before

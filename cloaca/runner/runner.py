@@ -85,13 +85,14 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
             self.config.dask_scheduler,
             default_timeout=self.config.task_timeout_seconds,
         )
+        self.runner_id = str(uuid.uuid4())
         self.store = Store(
             database_url,
             schema=schema,
             pool_size=self.config.db_pool_size,
             idle_transaction_timeout=stale_after,  # a stalled runner releases its row locks
+            application_name=claims.session_name(self.runner_id),
         )
-        self.runner_id = str(uuid.uuid4())
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
         self.claim_attempts = (

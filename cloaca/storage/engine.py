@@ -40,6 +40,9 @@ class Store:
         idle inside a transaction (``idle_in_transaction_session_timeout``). A runner passes
         its ``stale_after``: a process stopped in the middle of a transaction (SIGSTOP, a paused
         VM) then releases its row locks, so another runner can take its executions over.
+    application_name:
+        PostgreSQL only: the sessions' ``application_name`` (a runner names them after its id,
+        so another runner can end the sessions of a runner it found dead).
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class Store:
         pool_size: int = 10,
         migrate: bool = True,
         idle_transaction_timeout: float | None = None,
+        application_name: str | None = None,
     ) -> None:
         self.url = url if isinstance(url, DatabaseURL) else parse_database_url(url)
         if schema is not None and self.url.dialect != "postgresql":
@@ -64,6 +68,7 @@ class Store:
             threading.RLock() if self.url.is_memory else None
         )
         self._idle_timeout = idle_transaction_timeout
+        self._application_name = application_name
         try:
             self.engine = self._create_engine(pool_size)
             if self.schema is not None:
@@ -81,7 +86,9 @@ class Store:
     def _create_engine(self, pool_size: int) -> Engine:
         if self.dialect == "sqlite":
             return _sqlite_engine(self.url, pool_size)
-        connect_args = {}
+        connect_args: dict[str, Any] = {}
+        if self._application_name is not None:
+            connect_args["application_name"] = self._application_name
         if self._idle_timeout is not None:
             ms = max(1, int(self._idle_timeout * 1000))
             connect_args["options"] = f"-c idle_in_transaction_session_timeout={ms}"

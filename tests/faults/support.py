@@ -62,17 +62,22 @@ class Markers:
 
 def committed(url: str, schema: str | None, jobs: Mapping[str, str]) -> dict[str, set[str]]:
     """Task rows by status as committed now, as ``{status: {"job/task"}}`` (task ids without
-    their package namespace); ``jobs`` maps execution id to job."""
+    their package namespace; ``jobs`` maps execution id to job), plus ``"claimed:<runner>"``:
+    the unfinished tasks whose latest attempt that runner claimed (attempt claims)."""
     store = Store(url, schema=schema)
+    cols = (te.c.execution_id, te.c.task_id, te.c.status, te.c.attempt_owner)
     try:
         with store.read() as conn:
-            rows = conn.execute(select(te.c.execution_id, te.c.task_id, te.c.status)).all()
+            rows = conn.execute(select(*cols)).all()
     finally:
         store.dispose()
     out: dict[str, set[str]] = {}
-    for eid, task_id, status in rows:
+    for eid, task_id, status, claimer in rows:
         if eid in jobs:
-            out.setdefault(status, set()).add(f"{jobs[eid]}/{task_id.split('::')[-1]}")
+            key = f"{jobs[eid]}/{task_id.split('::')[-1]}"
+            out.setdefault(status, set()).add(key)
+            if claimer and status in ("Pending", "Running"):
+                out.setdefault(f"claimed:{claimer}", set()).add(key)
     return out
 
 
@@ -83,6 +88,7 @@ def check_no_lost_or_repeated_work(
     done_at_cut: set[str],
     jobs: Iterable[str],
     deps: Mapping[str, Iterable[str]],
+    claimed: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> int:
     """Assert what a crash may and may not cost; return how many task bodies ran again.
 
@@ -90,7 +96,8 @@ def check_no_lost_or_repeated_work(
     ``done_at_cut`` the tasks whose completion the database had committed just after it, and
     ``settled`` the marker file read after that snapshot (when other processes keep running,
     it includes their progress up to the snapshot); ``final`` the markers at the end, ``deps``
-    each task's dependencies.
+    each task's dependencies; ``claimed`` the tasks whose attempt the stopped process had claimed
+    (with attempt claims, a claimed attempt counts as started even if its body had not begun).
 
     - every task of every job finished at least once (nothing lost);
     - no task committed as completed at the cut started again (completed work not repeated);
@@ -111,7 +118,8 @@ def check_no_lost_or_repeated_work(
                 assert again == 0, f"{job}/{task} was committed as completed, then ran again"
             if final.starts[key] > 1:
                 rerun += final.starts[key] - 1
-                assert cut.starts[key] >= 1, f"{job}/{task} ran twice but was not in flight"
+                in_flight = cut.starts[key] >= 1 or f"{job}/{task}" in claimed
+                assert in_flight, f"{job}/{task} ran twice but was not in flight"
                 early = [c for c in dependents.get(task, []) if cut.starts[(job, c)]]
                 assert not early, f"{job}/{task} ran again after {early} had built on it"
     return rerun
