@@ -257,6 +257,16 @@ class TaskSelectionError(WorkflowError, ValueError):
 
 
 # --------------------------------------------------------------------------- execution
+WORKER_LOST = "WorkerLost"
+"""``error_type`` of an attempt lost with its worker process, killed from outside (SIGKILL,
+SIGTERM, SIGINT, SIGHUP: an operator or the OOM killer). Such attempts are re-run under the
+task's recovery budget, not its retry policy."""
+
+INTERRUPTED = "Interrupted"
+"""``error_type`` of a task whose attempts kept being interrupted by the death of the runner
+running them until its recovery budget (``max_recovery_attempts``) was used up."""
+
+
 class TaskExecutionError(CloacaError):
     """Task ``task_id`` raised ``error_type: message``; ``traceback`` is the formatted trace."""
 

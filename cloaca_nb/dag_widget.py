@@ -38,6 +38,7 @@ from cloaca_nb.session import SessionGraph
 _EVENT_STATUS = {
     "task_started": RUNNING,
     "task_retrying": RUNNING,
+    "task_recovered": RUNNING,  # its worker was lost; the task runs again
     "task_completed": SUCCEEDED,
     "task_failed": FAILED,
     "task_skipped": SKIPPED,

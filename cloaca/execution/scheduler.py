@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cloaca.context import Context, task_output
-from cloaca.errors import AttemptVetoed, TaskTimeoutError
+from cloaca.errors import WORKER_LOST, AttemptVetoed, TaskTimeoutError
 from cloaca.execution import events as ev
 from cloaca.execution.events import EventCallback
 from cloaca.execution.lanes import POOL, LanesMixin
@@ -40,26 +40,47 @@ from cloaca.task import TaskHandle, TaskSpec
 if TYPE_CHECKING:
     from cloaca.workflow import Workflow
 
-__all__ = ["AttemptGate", "AttemptVetoed", "TaskCaller", "execute_workflow", "to_task_error"]
+DEFAULT_MAX_RECOVERIES = 3
+"""Default recovery budget per task (as Cloacina: 3 recoveries)."""
+
+__all__ = [
+    "DEFAULT_MAX_RECOVERIES",
+    "AttemptGate",
+    "AttemptVetoed",
+    "TaskCaller",
+    "execute_workflow",
+    "to_task_error",
+]
 
 
 class _Run(LanesMixin):
     """One execution: how tasks are called (timeouts, handles), retries, and the main loop."""
 
-    def call_sync(self, node: str, spec: TaskSpec, ctx: Context, handle: TaskHandle | None) -> Any:
+    def call_sync(
+        self, node: str, spec: TaskSpec, ctx: Context, handle: TaskHandle | None, attempt: int
+    ) -> Any:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.body_started, node, attempt)  # a pool thread is ours
         if self.caller is not None:
             return self.caller(node, spec, ctx, handle)
         return spec.fn(ctx, handle) if spec.accepts_handle else spec.fn(ctx)
 
-    async def call(self, node: str, spec: TaskSpec, ctx: Context) -> Any:
+    async def call(self, node: str, spec: TaskSpec, ctx: Context, attempt: int) -> Any:
         handle = self.make_handle(node) if spec.accepts_handle else None
         timeout = self.timeout_of(spec)
         pending: Awaitable[Any]  # the task's coroutine, or its call on the thread pool
+        token = None
         if spec.is_async and self.caller is None:
+            if getattr(spec.fn, "reports_start", False):  # waits for a worker first
+                token = ev.BODY_STARTED.set(lambda: self.body_started(node, attempt))
+            else:
+                self.body_started(node, attempt)
             pending = spec.fn(ctx, handle) if spec.accepts_handle else spec.fn(ctx)
         else:
             assert self.loop is not None
-            pending = self.loop.run_in_executor(POOL, self.call_sync, node, spec, ctx, handle)
+            pending = self.loop.run_in_executor(
+                POOL, self.call_sync, node, spec, ctx, handle, attempt
+            )
         try:
             if timeout is None:
                 return await pending
@@ -68,6 +89,17 @@ class _Run(LanesMixin):
             raise TaskTimeoutError(
                 "timed out", task_id=node, error_type="TaskTimeoutError", timeout_seconds=timeout
             ) from exc
+        finally:
+            if token is not None:
+                ev.BODY_STARTED.reset(token)
+
+    def body_started(self, node: str, attempt: int) -> None:
+        """Emit ``task_started`` for ``attempt`` of ``node`` once its body really starts (on
+        the loop thread); nothing if that attempt already ended (e.g. timed out waiting)."""
+        rec = self.records[node]
+        if rec.status == RUNNING and rec.attempts == attempt and self.started.get(node) != attempt:
+            self.started[node] = attempt
+            self.emit(ev.TASK_STARTED, node, attempt=attempt)
 
     def make_handle(self, node: str) -> TaskHandle:
         sem, loop = self.sem, self.loop
@@ -90,6 +122,7 @@ class _Run(LanesMixin):
         else:
             inp = self.input_for(node)
         assert self.sem is not None
+        charged = attempt - 1  # attempts counted against the retry policy (lost ones are not)
         while True:
             if delay:
                 await asyncio.sleep(delay)
@@ -103,10 +136,9 @@ class _Run(LanesMixin):
                 rec.status, rec.attempts = RUNNING, attempt
                 if rec.started_at is None:
                     rec.started_at = time.time()
-                self.emit(ev.TASK_STARTED, node, attempt=attempt)
                 ctx = Context._trusted(dict(inp))
                 try:
-                    out = task_output(node, await self.call(node, spec, ctx), ctx, inp)
+                    out = task_output(node, await self.call(node, spec, ctx, attempt), ctx, inp)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -114,13 +146,22 @@ class _Run(LanesMixin):
                 else:
                     self.succeed(node, spec, inp, out)
                     return
-            if not spec.retry.should_retry(attempt, err.error_type or "", err.message):
+            if err.error_type == WORKER_LOST and self.recoveries.get(node, 0) < self.max_recoveries:
+                self.recoveries[node] = self.recoveries.get(node, 0) + 1
+                rec.status = PENDING
+                self.emit(
+                    ev.TASK_RECOVERED, node, attempt=attempt, error=str(err), error_type=WORKER_LOST
+                )
+                delay, attempt = 0.0, attempt + 1
+                continue
+            charged += 1
+            if not spec.retry.should_retry(charged, err.error_type or "", err.message):
                 self.fail(node, spec, err, inp)
                 return
             self.emit(
                 ev.TASK_RETRYING, node, attempt=attempt, error=str(err), error_type=err.error_type
             )
-            delay = spec.retry.delay_for(attempt)
+            delay = spec.retry.delay_for(charged)
             attempt += 1
 
     # ------------------------------------------------------------------ main loop
@@ -201,6 +242,8 @@ async def execute_workflow(
     execution_id: str | None = None,
     caller: TaskCaller | None = None,
     before_attempt: AttemptGate | None = None,
+    max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+    recoveries: Mapping[str, int] | None = None,
 ) -> ExecutionResult:
     """Run ``workflow`` on the current event loop and return an :class:`ExecutionResult`.
 
@@ -219,6 +262,11 @@ async def execute_workflow(
         before every attempt of every task, on the event loop, before ``task_started``; on
         False the attempt does not run and the run stops with :class:`AttemptVetoed`. Tasks
         then always take the general path (no inline or lane fast path). None: no gate.
+    max_recoveries, recoveries: the recovery budget of each task, and what a resumed run's
+        tasks used of it already. An attempt lost with the process running it (a package
+        worker killed from outside: ``error_type="WorkerLost"``) runs again, with a
+        ``task_recovered`` event, up to ``max_recoveries`` times per task, without counting
+        against the task's retry policy.
     """
     wf = workflow.subset(start_from, only, until) if (start_from or only or until) else workflow
     selected = set(wf.selection) if wf.selection is not None else set(wf.dag.order)
@@ -233,6 +281,8 @@ async def execute_workflow(
         caller,
     )
     run.before_attempt = before_attempt
+    run.max_recoveries = max_recoveries
+    run.recoveries = dict(recoveries or {})
     started = time.time()
     run.emit(ev.WORKFLOW_STARTED)
     try:

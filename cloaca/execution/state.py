@@ -84,6 +84,7 @@ class RunState:
     """Records and context bookkeeping of one run; the scheduler drives the transitions."""
 
     before_attempt: AttemptGate | None = None
+    max_recoveries: int = 3
 
     def __init__(
         self,
@@ -121,6 +122,8 @@ class RunState:
         self.crashed: list[BaseException] = []
         self.lane_queue: deque[tuple[str, dict[str, Any]]] = deque()
         self.lanes = 0
+        self.started: dict[str, int] = {}  # node -> attempt whose task_started was sent
+        self.recoveries: dict[str, int] = {}  # node -> recoveries used (lost attempts)
 
     # ------------------------------------------------------------------ helpers
     def emit(self, kind: str, task_id: str | None = None, **kw: Any) -> None:

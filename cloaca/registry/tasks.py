@@ -57,6 +57,7 @@ def make_proxy(
         return keep_unchanged(data, await pool.run(task_key, function, data))
 
     proxy.__name__ = proxy.__qualname__ = f"package_task[{task_key}]"
+    proxy.reports_start = True  # type: ignore[attr-defined]  # after it got a worker
     return proxy
 
 

@@ -86,6 +86,7 @@ class Worker:
             start_new_session=True,  # Ctrl-C in a terminal is the host's; we kill the group
         )
         self.pid = self.proc.pid
+        self.exit_code: int | None = None  # how it ended while running a task (None: alive)
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
         self._in_fd = self.proc.stdin.fileno()
         self._out_fd = self.proc.stdout.fileno()
@@ -182,12 +183,12 @@ class Worker:
             if self.proc.poll() is not None:
                 break
             await asyncio.sleep(0.01)
-        code = self.proc.poll()
+        code = self.exit_code = self.proc.poll()
         self.kill()
         await asyncio.get_running_loop().run_in_executor(None, self._stderr_thread.join, 2.0)
         return WorkerError(
-            f"worker process {self.pid} {_describe_exit(code)} while running a task; the task "
-            "failed and the next task gets a fresh worker",
+            f"worker process {self.pid} {_describe_exit(code)} while running a task; "
+            "the next task gets a fresh worker",
             package=self.package,
         )
 

@@ -10,8 +10,11 @@ Failure model: a task's exception comes back as a
 :class:`~cloaca.errors.TaskExecutionError` (type, message, the worker's traceback) and the worker
 stays. A worker that dies (segfault, ``os._exit``) or breaks the protocol fails the running task
 with ``error_type="WorkerError"`` naming the package, and is replaced by a fresh one for the next
-task. When the awaiting coroutine is cancelled (the scheduler's ``timeout_seconds`` does this) the
-worker is killed, its whole process group with it.
+task; a worker killed from outside (SIGKILL, SIGTERM, SIGINT, SIGHUP) gives
+``error_type="WorkerLost"`` instead, which the scheduler re-runs under the task's recovery budget.
+A task's ``task_started`` is reported when it got a worker, not while it waits for one. When
+the awaiting coroutine is cancelled (the scheduler's ``timeout_seconds`` does this) the worker
+is killed, its whole process group with it.
 
 The pool is not tied to an event loop (waiters on other loops are woken thread-safely, and each
 worker call registers its pipe with the running loop only for its own duration), so workflows run
@@ -24,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import signal
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from cloaca.errors import TaskExecutionError, WorkerError
+from cloaca.errors import WORKER_LOST, TaskExecutionError, WorkerError
+from cloaca.execution.events import report_started
 from cloaca.registry.worker_process import Worker, host_root, worker_command
 
 if TYPE_CHECKING:
@@ -36,6 +41,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cloaca.registry.workers")
 DEFAULT_MAX_WORKERS = 4
+OUTSIDE_KILLS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def killed_from_outside(worker: Worker) -> bool:
+    """True when ``worker`` ended by a signal sent from outside (not a crash of its own, such
+    as SIGSEGV, nor an exit status): its attempt was lost, not failed."""
+    code = worker.exit_code
+    return code is not None and code < 0 and -code in OUTSIDE_KILLS
 
 
 class WorkerPool:
@@ -100,6 +113,7 @@ class WorkerPool:
             or its worker died (``error_type="WorkerError"``).
         """
         worker = await self._acquire()
+        report_started()  # the task's code starts now, not while it waited for a worker
         message = {"op": "run", "task": task_key, "function": function, "context": context}
         try:
             reply = await worker.request(message)
@@ -109,7 +123,7 @@ class WorkerPool:
             raise TaskExecutionError(
                 exc.describe(),
                 task_id=task_key,
-                error_type="WorkerError",
+                error_type=WORKER_LOST if killed_from_outside(worker) else "WorkerError",
                 traceback=f"worker stderr (last lines):\n{tail}" if tail else None,
             ) from exc
         except BaseException:  # cancelled (timeout) or interrupted: the worker's state is unknown

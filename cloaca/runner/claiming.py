@@ -15,6 +15,7 @@ from cloaca.runner import claims
 from cloaca.runner.recovery import ResumePlan, plan_resume
 
 if TYPE_CHECKING:
+    from cloaca.runner.config import DefaultRunnerConfig
     from cloaca.runner.driver import ExecutionDriver
     from cloaca.runner.writer import Writer
     from cloaca.storage import Store
@@ -30,6 +31,7 @@ class ClaimsMixin:
     writer: Writer
     runner_id: str
     stale_after: float
+    config: DefaultRunnerConfig
     _closed: bool
 
     def known_workflows(self) -> list[str]:  # pragma: no cover - defined by DefaultRunner
@@ -53,6 +55,7 @@ class ClaimsMixin:
         known = self.known_workflows()
         if not claims.has_claimable(self.store, known, stale_before):
             return []
+        claims.end_dead_sessions(self.store, known, stale_before)
         started = []
         for row, task_rows in claims.claim_executions(
             self.store, self.runner_id, known, stale_before
@@ -89,4 +92,5 @@ class ClaimsMixin:
         if row["selection"]:
             sel = json.loads(row["selection"])
             wf = wf.subset(sel.get("start_from"), sel.get("only"), sel.get("until"))
-        return plan_resume(wf, json.loads(row["context"]), task_rows)
+        budget = self.config.max_recovery_attempts
+        return plan_resume(wf, json.loads(row["context"]), task_rows, budget)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, insert, or_, select, text, update
 
 from cloaca._process import pid_alive
 from cloaca.runner.attempts import count_claimed
@@ -84,6 +84,47 @@ def reap_dead_local_runners(store: Store, runner_id: str) -> int:
         with store.write() as conn:
             conn.execute(delete(runners).where(runners.c.id.in_(dead)))
     return len(dead)
+
+
+def session_name(runner_id: str) -> str:
+    """The PostgreSQL ``application_name`` of a runner's sessions."""
+    return f"cloaca-runner-{runner_id}"
+
+
+def end_dead_sessions(store: Store, known: Collection[str], stale_before: float) -> int:
+    """PostgreSQL: end the sessions of dead runners that still own active executions.
+
+    A runner stopped in the middle of sending a statement (SIGSTOP, a paused VM) keeps its
+    transaction and its row locks — the server's idle-in-transaction timeout does not apply
+    while a message is half received — and claims skip locked rows. Its heartbeat is stale,
+    so it counts as dead: its sessions are ended, which rolls its transaction back and frees
+    the rows. Returns how many sessions were ended (0 where the role may not signal them).
+    """
+    if store.dialect != "postgresql" or not known:
+        return 0
+    live_owner = exists().where(runners.c.id == pe.c.owner, runners.c.heartbeat_at >= stale_before)
+    q = (
+        select(pe.c.owner)
+        .where(pe.c.status.in_(ACTIVE), pe.c.workflow_name.in_(list(known)))
+        .where(pe.c.owner.is_not(None), ~live_owner)
+        .distinct()
+    )
+    with store.read() as conn:
+        dead = [session_name(owner) for owner in conn.scalars(q)]
+    if not dead:
+        return 0
+    try:
+        with store.write() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = ANY(:names) AND pid <> pg_backend_pid()"
+                ),
+                {"names": dead},
+            ).scalar()
+    except Exception:  # no privilege to signal them: the idle timeout is the fallback
+        return 0
+    return int(ended or 0)
 
 
 def _claimable(known: Collection[str], stale_before: float) -> Any:

@@ -39,6 +39,12 @@ class DefaultRunnerConfig:
         are never given up on; see ``docs/storage.md``.
     enable_recovery:
         Resume executions left ``Running`` by a dead runner (on start and periodically).
+    max_recovery_attempts:
+        The recovery budget of each task: how many times a task whose attempt was lost with
+        its runner (process gone, or heartbeat older than ``stale_after``) or with its package
+        worker (killed from outside) is run again. Recoveries are not charged to the task's
+        retry policy; once the budget is used up the task fails (``Interrupted``, or
+        ``WorkerLost``). See ``docs/storage.md``.
     enable_cron_scheduling:
         Run the cron scheduler in this runner.
     cron_poll_interval_seconds:
@@ -70,6 +76,7 @@ class DefaultRunnerConfig:
     db_pool_size: int = 10
     db_write_timeout_seconds: float = 10.0
     enable_recovery: bool = True
+    max_recovery_attempts: int = 3
     enable_cron_scheduling: bool = True
     cron_poll_interval_seconds: float = 30
     cron_max_catchup_executions: int = 1

@@ -7,6 +7,12 @@ event into a row update and an event-log row (:mod:`cloaca.runner.event_log`), b
 the runner's :class:`~cloaca.runner.writer.Writer`. With ``claim_attempts`` every task attempt
 is claimed in the database before it starts (:mod:`cloaca.runner.attempts`); a refused claim
 stops the run as a lost ownership does.
+
+Recovery (``docs/storage.md``): a task starts only once the results of its dependencies are
+committed, so a crash can lose only results nobody built on yet; tasks a resume re-queues
+because their runner died, and attempts lost with a killed package worker, are recorded as
+``task_recovered`` (row back to ``Pending``, ``recovery_attempts`` counted) and not charged to
+the task's retry policy.
 """
 
 from __future__ import annotations
@@ -16,14 +22,14 @@ import contextlib
 import json
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from cloaca.errors import StorageError
 from cloaca.execution import events as ev
 from cloaca.execution.events import TaskEvent
 from cloaca.execution.result import FAILED, PENDING, ExecutionResult
-from cloaca.execution.scheduler import TaskCaller, execute_workflow
+from cloaca.execution.scheduler import AttemptGate, TaskCaller, execute_workflow
 from cloaca.runner.attempts import make_gate
 from cloaca.runner.event_log import event
 from cloaca.runner.outputs import dump_delta, upstream_columns
@@ -31,7 +37,11 @@ from cloaca.runner.recovery import ResumePlan
 
 if TYPE_CHECKING:
     from cloaca.runner.config import DefaultRunnerConfig
-    from cloaca.runner.writer import Writer
+    from cloaca.runner.writer import Barrier, Writer
+
+
+_WAIT = ThreadPoolExecutor(max_workers=16, thread_name_prefix="cloaca-durable")
+"""Threads that wait for a dependency's result to be committed (see ``_durable_gate``)."""
 
 
 class ExecutionDriver:
@@ -58,6 +68,8 @@ class ExecutionDriver:
         self.claim_attempts = claim_attempts
         self.future: Future[ExecutionResult] = Future()
         self.lost_reason: str | None = None
+        self._committed: dict[str, Barrier] = {}  # finished task -> barrier of its result
+        self._recoveries = dict(plan.recoveries)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
         self._thread = threading.Thread(
@@ -111,11 +123,13 @@ class ExecutionDriver:
             links = upstream_columns(plan.workflow.dag, plan.workflow.selection)
             for node, value in links.items():
                 self.writer.update_task(eid, node, {"upstream": value})
-        gate = None
+        claim = None
         if self.claim_attempts:
             self.writer.flush()  # the task rows a claim updates must be committed first
             w = self.writer
-            gate = make_gate(w.store, w.runner_id, eid, plan.offsets, plan.exhausted, self._refused)
+            claim = make_gate(
+                w.store, w.runner_id, eid, plan.offsets, plan.exhausted, self._refused
+            )
         result = await execute_workflow(
             plan.workflow,
             self.initial,
@@ -126,7 +140,9 @@ class ExecutionDriver:
             completed=plan.completed or None,
             execution_id=eid,
             caller=self.caller,
-            before_attempt=gate,
+            before_attempt=self._durable_gate(claim),
+            max_recoveries=cfg.max_recovery_attempts,
+            recoveries=plan.recoveries,
         )
         write = self.writer.update_task
         for node, rec in result.tasks.items():
@@ -173,6 +189,31 @@ class ExecutionDriver:
     def _refused(self, reason: str) -> None:
         self.lost_reason = reason
 
+    def _durable_gate(self, claim: AttemptGate | None) -> AttemptGate:
+        """The scheduler's ``before_attempt`` gate: a task starts only once the results of its
+        dependencies that finished in this run are committed (so no task ever builds on a
+        result that a crash could still lose), then, with attempt claims, once its attempt is
+        claimed."""
+        deps = self.plan.workflow.dag.deps
+        committed = self._committed
+
+        async def before_attempt(node: str, attempt: int) -> bool:
+            for dep in deps[node]:
+                barrier = committed.get(dep)
+                if barrier is None:
+                    continue
+                if not barrier.event.is_set():
+                    await asyncio.get_running_loop().run_in_executor(_WAIT, barrier.event.wait)
+                if barrier.error is not None:
+                    self._refused(f"the result of task {dep!r} could not be recorded")
+                    return False
+                committed.pop(dep, None)
+            if claim is None:
+                return True
+            return await claim(node, attempt)  # type: ignore[misc]
+
+        return before_attempt
+
     def _make_callback(self, finished: set[str]) -> Any:
         put = self.writer.queue.put
         eid = self.execution_id
@@ -180,10 +221,20 @@ class ExecutionDriver:
         dumps = json.dumps
         log_event = self._event_recorder()
 
+        dependents = self.plan.workflow.dag.dependents
+        committed, recoveries = self._committed, self._recoveries
+        barrier = self.writer.barrier
+
         def on_event(e: TaskEvent) -> None:
             kind, node = e.kind, e.task_id
+            if kind == ev.TASK_RECOVERED and node is not None:
+                recoveries[node] = recoveries.get(node, 0) + 1
             log_event(e)
             if node is None:
+                if kind == ev.WORKFLOW_STARTED:
+                    for lost in self.plan.recovered:  # re-queued: waiting to run again
+                        queued = {"status": PENDING, "recovery_attempts": recoveries[lost]}
+                        put(("t", eid, lost, queued))
                 return
             off = offsets.get(node, 0)
             attempts = off if node in exhausted else off + e.attempt
@@ -202,6 +253,10 @@ class ExecutionDriver:
                     "output_delta": None if e.delta is None else dump_delta(e.delta, e.removed),
                     "output": dumps(e.context) if e.delta is None else None,
                 }
+                if dependents[node]:
+                    put(("t", eid, node, fields))
+                    committed[node] = barrier()  # its dependents wait for this commit
+                    return
             elif kind == ev.TASK_FAILED:
                 finished.add(node)
                 fields = {
@@ -215,6 +270,12 @@ class ExecutionDriver:
                 fields = {"status": "Skipped", "finished_at": e.at, "skip_reason": e.error}
             elif kind == ev.TASK_RETRYING:
                 fields = {"error_message": e.error}
+            elif kind == ev.TASK_RECOVERED:
+                fields = {
+                    "status": PENDING,
+                    "recovery_attempts": recoveries[node],
+                    "error_message": e.error,
+                }
             else:
                 return
             put(("t", eid, node, fields))
@@ -231,6 +292,8 @@ class ExecutionDriver:
         put = self.writer.queue.put
         eid = self.execution_id
         offsets, exhausted, refailed = self.plan.offsets, self.plan.exhausted, self.plan.refailed
+        recovered, recoveries = self.plan.recovered, self._recoveries
+        budget = self.config.max_recovery_attempts
 
         def record(kind: str, node: str | None, data: dict[str, Any] | None, at: float) -> None:
             put(("v", eid, event(kind, node, data, at), True))
@@ -240,6 +303,9 @@ class ExecutionDriver:
             if node is None:
                 if kind == ev.WORKFLOW_STARTED:
                     record(kind, None, None, at)
+                    for lost, attempt in recovered.items():
+                        data = _recovery(attempt, recoveries[lost], budget, RUNNER_DIED)
+                        record(ev.TASK_RECOVERED, lost, data, at)
                 elif kind in (ev.WORKFLOW_COMPLETED, ev.WORKFLOW_FAILED):
                     record(kind, None, {"error": e.error} if e.error else None, at)
                 return
@@ -255,6 +321,8 @@ class ExecutionDriver:
                 record(kind, node, {"attempt": attempt, "next_attempt": attempt + 1}, at)
             elif kind == ev.TASK_SKIPPED:
                 record(kind, node, {"reason": e.error}, at)
+            elif kind == ev.TASK_RECOVERED:
+                record(kind, node, _recovery(attempt, recoveries[node], budget, e.error), at)
 
         return log_event
 
@@ -262,6 +330,14 @@ class ExecutionDriver:
 def now() -> float:
     """Current time as stored in the database (UTC epoch seconds)."""
     return time.time()
+
+
+RUNNER_DIED = "its runner died (process gone, or no heartbeat for longer than stale_after)"
+
+
+def _recovery(attempt: int, recovery: int, budget: int, reason: str | None) -> dict[str, Any]:
+    """Event data of ``task_recovered``: the lost attempt and the budget used so far."""
+    return {"attempt": attempt, "recovery": recovery, "max_recoveries": budget, "reason": reason}
 
 
 def _failure(attempt: int, e: TaskEvent, *, will_retry: bool) -> dict[str, Any]:

@@ -10,7 +10,8 @@ take-overs by another runner. A resumed execution's second ``workflow_started`` 
 
 Event types: ``task_created``, ``workflow_started``, ``workflow_resumed``, ``task_started``,
 ``task_failed`` (one per failed attempt; ``data.will_retry`` tells whether another follows),
-``task_retrying``, ``task_completed``, ``task_skipped``, ``workflow_completed``,
+``task_retrying``, ``task_recovered`` (an attempt lost with its runner or worker, re-run under
+the task's recovery budget), ``task_completed``, ``task_skipped``, ``workflow_completed``,
 ``workflow_failed``.
 """
 

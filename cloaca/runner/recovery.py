@@ -13,11 +13,15 @@ What happens to each stored task row:
   completed ancestor in topological order).
 - ``Skipped`` because its trigger rule was false → done as well. Tasks skipped because an
   upstream task failed are decided again by the scheduler.
-- ``Running`` (interrupted by the crash) → the interrupted attempt counts: the task gets the
-  attempts its retry policy has left. With none left it fails ("interrupted").
+- ``Running`` (its runner died during the attempt, or possibly during it: see
+  :func:`~cloaca.runner.attempts.count_claimed`) → the task is *recovered*: it runs again under
+  its recovery budget (``max_recovery_attempts`` per task, stored in ``recovery_attempts``),
+  not its retry policy — the lost attempt keeps its number but is not charged to the retries.
+  Once the budget is used up it fails with ``error_type="Interrupted"``.
 - ``Failed`` → fails again at once with its stored error (it is not re-run), so its
   dependents are skipped exactly as before the crash.
-- ``Pending`` → runs normally.
+- ``Pending`` → runs normally (numbering its attempts after the ones it already used, if it
+  was recovered before and its runner died again before the new attempt started).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cloaca.errors import TaskExecutionError
-from cloaca.execution.result import COMPLETED, FAILED, RUNNING, SKIPPED, TaskResult
+from cloaca.errors import INTERRUPTED, TaskExecutionError
+from cloaca.execution.result import COMPLETED, FAILED, PENDING, RUNNING, SKIPPED, TaskResult
+from cloaca.execution.scheduler import DEFAULT_MAX_RECOVERIES
 from cloaca.execution.state import merged_input
 from cloaca.retry import RetryPolicy
 from cloaca.runner.outputs import completed_output
@@ -52,12 +57,20 @@ class ResumePlan:
     offsets: dict[str, int] = field(default_factory=dict)
     exhausted: set[str] = field(default_factory=set)
     refailed: set[str] = field(default_factory=set)
+    recoveries: dict[str, int] = field(default_factory=dict)
+    recovered: dict[str, int] = field(default_factory=dict)
 
 
 def plan_resume(
-    workflow: Workflow, initial: dict[str, Any], task_rows: list[dict[str, Any]]
+    workflow: Workflow,
+    initial: dict[str, Any],
+    task_rows: list[dict[str, Any]],
+    max_recoveries: int = DEFAULT_MAX_RECOVERIES,
 ) -> ResumePlan:
-    """Build the :class:`ResumePlan` for ``workflow`` from its stored task rows."""
+    """Build the :class:`ResumePlan` for ``workflow`` from its stored task rows.
+
+    ``max_recoveries`` is the recovery budget of each task (``max_recovery_attempts``).
+    """
     dag = workflow.dag
     selected = workflow.selection if workflow.selection is not None else set(dag.order)
     rows = {r["task_id"]: r for r in task_rows}
@@ -84,19 +97,34 @@ def plan_resume(
         elif status == SKIPPED and row["skip_reason"] == TRIGGER_RULE_FALSE:
             plan.completed[node] = records[node] = task_result_from_row(row)
             outputs[node] = input_for(node)
+        elif status == PENDING and int(row["attempts"] or 0) > 0:
+            # recovered earlier, and its runner died again before the new attempt started
+            spec, prior = workflow.tasks[node], int(row["attempts"])
+            used = int(row.get("recovery_attempts") or 0)
+            plan.offsets[node] = prior
+            plan.recoveries[node] = used
+            left = max(1, spec.retry.max_attempts - (prior - used))
+            replaced[node] = replace(spec, retry=replace(spec.retry, max_attempts=left))
         elif status in (RUNNING, FAILED):
             spec, prior = workflow.tasks[node], int(row["attempts"] or 0)
+            used = int(row.get("recovery_attempts") or 0)
             plan.offsets[node] = prior
-            left = spec.retry.max_attempts - prior
-            if status == RUNNING and left > 0:
+            if used:
+                plan.recoveries[node] = used
+            if status == RUNNING and used < max_recoveries:
+                # the lost attempt and the earlier lost ones are not charged to the retries
+                left = max(1, spec.retry.max_attempts - (prior - used - 1))
+                plan.recoveries[node] = used + 1
+                plan.recovered[node] = prior
                 replaced[node] = replace(spec, retry=replace(spec.retry, max_attempts=left))
                 continue
             if status == RUNNING:
                 err = TaskExecutionError(
-                    f"interrupted during attempt {prior} (its runner died) "
-                    "and its retry policy allows no more attempts",
+                    f"interrupted during attempt {prior} by the death of its runner; it was "
+                    f"recovered {used} time(s) already and its recovery budget "
+                    f"(max_recovery_attempts={max_recoveries}) is used up",
                     task_id=node,
-                    error_type="Interrupted",
+                    error_type=INTERRUPTED,
                 )
             else:
                 err = task_result_from_row(row).error or TaskExecutionError(

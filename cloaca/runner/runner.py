@@ -62,7 +62,9 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
         PostgreSQL schema for a tenant (see :meth:`with_schema`).
     heartbeat_interval, stale_after:
         Seconds between heartbeats, and the age after which another runner's heartbeat
-        counts as dead (its executions are then recovered).
+        counts as dead (its executions are then recovered). On PostgreSQL a session of this
+        runner idle inside a transaction for ``stale_after`` is ended by the server, so a
+        stalled runner never holds the locks a takeover needs.
     claim_attempts:
         Claim every task attempt in the database before it starts, so that a runner which
         stalled while another took its execution over never starts an attempt again
@@ -91,8 +93,14 @@ class DefaultRunner(WorkflowsMixin, ClaimsMixin, CronMixin, TriggerMixin):
             self.config.dask_scheduler,
             default_timeout=self.config.task_timeout_seconds,
         )
-        self.store = Store(database_url, schema=schema, pool_size=self.config.db_pool_size)
         self.runner_id = str(uuid.uuid4())
+        self.store = Store(
+            database_url,
+            schema=schema,
+            pool_size=self.config.db_pool_size,
+            idle_transaction_timeout=stale_after,  # a stalled runner releases its row locks
+            application_name=claims.session_name(self.runner_id),
+        )
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
         self.claim_attempts = (

@@ -35,6 +35,14 @@ class Store:
         Connection pool size.
     migrate:
         Apply pending Alembic migrations now (the default).
+    idle_transaction_timeout:
+        PostgreSQL only: seconds after which the server ends a session of this store that sits
+        idle inside a transaction (``idle_in_transaction_session_timeout``). A runner passes
+        its ``stale_after``: a process stopped in the middle of a transaction (SIGSTOP, a paused
+        VM) then releases its row locks, so another runner can take its executions over.
+    application_name:
+        PostgreSQL only: the sessions' ``application_name`` (a runner names them after its id,
+        so another runner can end the sessions of a runner it found dead).
     """
 
     def __init__(
@@ -44,6 +52,8 @@ class Store:
         schema: str | None = None,
         pool_size: int = 10,
         migrate: bool = True,
+        idle_transaction_timeout: float | None = None,
+        application_name: str | None = None,
     ) -> None:
         self.url = url if isinstance(url, DatabaseURL) else parse_database_url(url)
         if schema is not None and self.url.dialect != "postgresql":
@@ -57,6 +67,8 @@ class Store:
         self._memory_lock: threading.RLock | None = (
             threading.RLock() if self.url.is_memory else None
         )
+        self._idle_timeout = idle_transaction_timeout
+        self._application_name = application_name
         try:
             self.engine = self._create_engine(pool_size)
             if self.schema is not None:
@@ -74,11 +86,18 @@ class Store:
     def _create_engine(self, pool_size: int) -> Engine:
         if self.dialect == "sqlite":
             return _sqlite_engine(self.url, pool_size)
+        connect_args: dict[str, Any] = {}
+        if self._application_name is not None:
+            connect_args["application_name"] = self._application_name
+        if self._idle_timeout is not None:
+            ms = max(1, int(self._idle_timeout * 1000))
+            connect_args["options"] = f"-c idle_in_transaction_session_timeout={ms}"
         engine = create_engine(
             self.url.sqlalchemy_url,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
+            connect_args=connect_args,
         )
         if self.schema is not None:
             path = f'"{self.schema}"'

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from cloaca.storage.engine import Store
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
-HEAD = "0004"
+HEAD = "0005"
 
 
 def upgrade(store: Store, revision: str = "head") -> None:

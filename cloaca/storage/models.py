@@ -89,6 +89,8 @@ task_executions = Table(
     Column("claimed_attempt", Integer, nullable=True),  # latest attempt claimed (0003)
     Column("output_delta", Text, nullable=True),  # {"set", "removed"} of a completed task (0004)
     Column("upstream", Text, nullable=True),  # {"deps", "via"}: to rebuild inputs (0004)
+    # times the task was re-run because its runner or worker died (0005)
+    Column("recovery_attempts", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("execution_id", "task_id", name="uq_task_executions_execution_task"),
 )
 

@@ -1,9 +1,11 @@
 """Faults under the Dask executor, with real processes: a Dask worker SIGKILLed mid-task (the
-attempt fails and is retried under the task's policy on another worker), and the Dask scheduler
+attempt is lost and re-run on another worker under the task's recovery budget, not its retry
+policy), and the Dask scheduler
 killed mid-execution (the execution fails with a clear error and resumes once it is back)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cloaca import DefaultRunner, DefaultRunnerConfig, Workflow
+from cloaca.runner.event_log import list_events
 from cloaca.task import make_spec
 from tests.execution import dask_tasks as t
 
@@ -36,12 +39,12 @@ def dask_config(address: str) -> DefaultRunnerConfig:
     )
 
 
-def test_worker_killed_mid_task_is_a_failed_attempt_then_a_retry(
+def test_worker_killed_mid_task_is_a_lost_attempt_then_a_recovery(
     address: str, sqlite_url: str, tmp_path: Path
 ) -> None:
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
-    spec = make_spec(t.slow_on_worker, id="slow", retry_attempts=2, retry_delay_ms=10)
+    spec = make_spec(t.slow_on_worker, id="slow")  # no retries: the recovery is not one
     workflow = Workflow("dask_worker_killed", {"slow": spec})
     with DefaultRunner(sqlite_url, dask_config(address)) as runner:
         eid = runner.submit(workflow, {"pid_dir": str(pid_dir), "sleep": 2.0})
@@ -51,7 +54,8 @@ def test_worker_killed_mid_task_is_a_failed_attempt_then_a_retry(
         os.kill(int(first.stem), signal.SIGKILL)
         result = runner.wait(eid, timeout=120)
         stored = runner.get_execution(eid)
-    assert result.status == "Completed"
+        events = [(e.event_type, e.data) for e in list_events(runner.store, eid)]
+    assert result.status == "Completed", result.error_message
     assert result.tasks["slow"].attempts == 2
     assert result.final_context["done_on"] != killed_address
     # the killed attempt and the retry ran; Dask's own silent re-run was refused
@@ -59,6 +63,11 @@ def test_worker_killed_mid_task_is_a_failed_attempt_then_a_retry(
     assert stored is not None
     (row,) = stored.tasks
     assert (row.status, row.attempts) == ("Completed", 2)
+    kinds = [k for k, _ in events]
+    assert kinds.count("task_recovered") == 1 and "task_failed" not in kinds
+    data = json.loads(events[kinds.index("task_recovered")][1])
+    assert (data["attempt"], data["recovery"], data["max_recoveries"]) == (1, 1, 3)
+    assert killed_address in data["reason"]
 
 
 # ---------------------------------------------------------------------------- scheduler loss

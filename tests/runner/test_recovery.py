@@ -3,6 +3,7 @@ runner on the same SQLite file resumes the execution."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -121,10 +122,19 @@ def test_sigkill_mid_task_then_new_runner_resumes(tmp_path: Path) -> None:
     assert [k for k, _ in slow] == [
         "task_created",
         "task_started",
+        "task_recovered",
         "task_started",
         "task_completed",
     ]
-    assert slow[2][1] == '{"attempt": 2}'
+    recovered = json.loads(slow[2][1])
+    assert {k: recovered[k] for k in ("attempt", "recovery", "max_recoveries")} == {
+        "attempt": 1,
+        "recovery": 1,
+        "max_recoveries": 3,
+    }
+    assert "runner died" in recovered["reason"]
+    assert slow[3][1] == '{"attempt": 2}'
+    assert kinds.index("workflow_resumed") < kinds.index("task_recovered")
 
 
 # ---------------------------------------------------------------------------- resume plans
@@ -175,26 +185,44 @@ def test_plan_recomputes_deltas_from_outputs() -> None:
     assert plan.workflow.tasks["d"].fn is _noop
 
 
-def test_interrupted_task_keeps_its_used_attempts() -> None:
+def test_interrupted_task_is_recovered_without_charging_its_retries() -> None:
     rows = [_row("a", "Completed", output="{}"), _row("b", "Running", attempts=2)]
-    plan = plan_resume(_wf(2), {}, rows)  # 3 attempts in all, 2 used
+    plan = plan_resume(_wf(2), {}, rows)  # 3 attempts in all; 1 failed, 1 lost with its runner
     assert plan.offsets == {"b": 2}
-    assert plan.workflow.tasks["b"].retry.max_attempts == 1
+    assert plan.recovered == {"b": 2} and plan.recoveries == {"b": 1}
+    assert plan.workflow.tasks["b"].retry.max_attempts == 2  # the lost attempt is not charged
     assert not plan.exhausted
+    no_retries = plan_resume(
+        _wf(0), {}, [_row("a", "Completed", output="{}"), _row("b", "Running")]
+    )
+    assert no_retries.workflow.tasks["b"].retry.max_attempts == 1
+    assert no_retries.recovered == {"b": 1} and not no_retries.exhausted
 
 
-def test_interrupted_last_attempt_fails_and_failed_task_is_not_rerun(sqlite_url: str) -> None:
+def test_recovered_then_lost_again_before_starting_keeps_numbering() -> None:
     rows = [
         _row("a", "Completed", output="{}"),
-        _row("b", "Running", attempts=1),
+        _row("b", "Pending", attempts=2, recovery_attempts=1),
+    ]
+    plan = plan_resume(_wf(2), {}, rows)
+    assert plan.offsets == {"b": 2} and plan.recoveries == {"b": 1} and not plan.recovered
+    assert plan.workflow.tasks["b"].retry.max_attempts == 2
+
+
+def test_used_up_recovery_budget_fails_and_failed_task_is_not_rerun(sqlite_url: str) -> None:
+    rows = [
+        _row("a", "Completed", output="{}"),
+        _row("b", "Running", attempts=4, recovery_attempts=3),
         _row("c", "Failed", error_type="KeyError", error_message="'k'"),
     ]
-    plan = plan_resume(_wf(0), {}, rows)
+    plan = plan_resume(_wf(0), {}, rows, max_recoveries=3)
     assert plan.exhausted == {"b", "c"}
+    assert plan_resume(_wf(0), {}, rows, max_recoveries=4).recovered == {"b": 4}
     with DefaultRunner(sqlite_url, CONFIG) as runner:
         result = runner.execute(plan.workflow)
     assert result.status == "Failed"
-    assert result.tasks["b"].error is not None
-    assert result.tasks["b"].error.error_type == "Interrupted"
+    err = result.tasks["b"].error
+    assert err is not None and err.error_type == "Interrupted"
+    assert "max_recovery_attempts=3" in err.message and "recovered 3 time(s)" in err.message
     assert result.tasks["c"].error is not None and result.tasks["c"].error.error_type == "KeyError"
     assert result.tasks["d"].status == "Skipped"

@@ -16,8 +16,9 @@ executes: each attempt is one Dask future, and the scheduler's worker thread blo
   and takes the scheduler's own concurrency slots.
 
 Faults: a task's exception comes back as its :class:`~cloaca.errors.TaskExecutionError`
-(worker traceback included). A Dask worker dying mid-task fails that attempt with
-``error_type="WorkerLost"`` (see :func:`~.dask_worker.claim_attempt`); losing the scheduler
+(worker traceback included). A Dask worker dying mid-task loses that attempt
+(``error_type="WorkerLost"``, see :func:`~.dask_worker.claim_attempt`): the scheduler re-runs it
+under the task's recovery budget; losing the scheduler
 fails it with ``error_type="DaskSchedulerLost"`` — the runner can later
 :meth:`~cloaca.runner.DefaultRunner.resume` such executions. Dask is imported only here.
 """

@@ -12,7 +12,7 @@ installed, as they need it to start package workers):
   never imported into the Dask worker process. The archive bytes arrive once per Dask worker
   through :class:`PackagePlugin` (a Dask worker plugin the client registers per fingerprint).
 - :func:`claim_attempt`: Dask silently re-runs a task whose worker died. The runner must see
-  that attempt fail instead (it is retried under the task's own retry policy, and recorded), so
+  that attempt lost instead (it is re-run under the task's recovery budget, and recorded), so
   each attempt claims a unique name on the Dask scheduler (``publish_dataset`` without
   ``override`` is an atomic check-and-set) before it runs; a re-run finds the name taken and
   fails with ``error_type="WorkerLost"`` naming the worker that died.
