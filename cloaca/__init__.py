@@ -19,7 +19,7 @@ from cloaca.errors import (
 )
 from cloaca.execution.events import TaskEvent
 from cloaca.execution.result import ExecutionResult, TaskResult
-from cloaca.retry import BackoffStrategy, RetryCondition, RetryPolicy
+from cloaca.retry import BackoffStrategy, RetryCondition, RetryPolicy, RetryPolicyBuilder
 from cloaca.task import TaskHandle, TaskSpec, task
 from cloaca.task_registry import GLOBAL_REGISTRY, TaskRegistry
 from cloaca.workflow import (
@@ -57,6 +57,7 @@ __all__ = [
     "ExecutionResult",
     "RetryCondition",
     "RetryPolicy",
+    "RetryPolicyBuilder",
     "TaskEvent",
     "TaskExecutionError",
     "TaskHandle",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cloaca.context import Context, task_output
+from cloaca.context import Context, owned_copy, task_output
 from cloaca.errors import AttemptVetoed, TaskTimeoutError
 from cloaca.execution import events as ev
 from cloaca.execution.events import EventCallback
@@ -104,9 +104,10 @@ class _Run(LanesMixin):
                 if rec.started_at is None:
                     rec.started_at = time.time()
                 self.emit(ev.TASK_STARTED, node, attempt=attempt)
-                ctx = Context._trusted(dict(inp))
+                given = owned_copy(inp)
+                ctx = Context._trusted(dict(given))
                 try:
-                    out = task_output(node, await self.call(node, spec, ctx), ctx, inp)
+                    out = task_output(node, await self.call(node, spec, ctx), ctx, given)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -114,7 +115,7 @@ class _Run(LanesMixin):
                 else:
                     self.succeed(node, spec, inp, out)
                     return
-            if not spec.retry.should_retry(attempt, err.error_type or "", err.message):
+            if not self.may_retry(spec, attempt, err):
                 self.fail(node, spec, err, inp)
                 return
             self.emit(
@@ -201,6 +202,7 @@ async def execute_workflow(
     execution_id: str | None = None,
     caller: TaskCaller | None = None,
     before_attempt: AttemptGate | None = None,
+    retries: bool = True,
 ) -> ExecutionResult:
     """Run ``workflow`` on the current event loop and return an :class:`ExecutionResult`.
 
@@ -219,6 +221,8 @@ async def execute_workflow(
         before every attempt of every task, on the event loop, before ``task_started``; on
         False the attempt does not run and the run stops with :class:`AttemptVetoed`. Tasks
         then always take the general path (no inline or lane fast path). None: no gate.
+    retries: False gives every task a single attempt whatever its retry policy (a debugging
+        switch: ``%cloaca_run --no-retry``).
     """
     wf = workflow.subset(start_from, only, until) if (start_from or only or until) else workflow
     selected = set(wf.selection) if wf.selection is not None else set(wf.dag.order)
@@ -233,6 +237,7 @@ async def execute_workflow(
         caller,
     )
     run.before_attempt = before_attempt
+    run.retries = retries
     started = time.time()
     run.emit(ev.WORKFLOW_STARTED)
     try:
