@@ -149,12 +149,12 @@ def _row(task_id: str, status: str, attempts: int = 1, output: str | None = None
     return row
 
 
-def _wf(retries: int) -> Workflow:
+def _wf(attempts: int) -> Workflow:
     return Workflow(
         "rt_plan",
         {
             "a": make_spec(_noop, id="a"),
-            "b": make_spec(_noop, id="b", dependencies=["a"], retry_attempts=retries),
+            "b": make_spec(_noop, id="b", dependencies=["a"], retry_attempts=attempts),
             "c": make_spec(_noop, id="c", dependencies=["a"]),
             "d": make_spec(_noop, id="d", dependencies=["b", "c"]),
         },
@@ -177,7 +177,7 @@ def test_plan_recomputes_deltas_from_outputs() -> None:
 
 def test_interrupted_task_keeps_its_used_attempts() -> None:
     rows = [_row("a", "Completed", output="{}"), _row("b", "Running", attempts=2)]
-    plan = plan_resume(_wf(2), {}, rows)  # 3 attempts in all, 2 used
+    plan = plan_resume(_wf(3), {}, rows)  # 3 attempts in all, 2 used
     assert plan.offsets == {"b": 2}
     assert plan.workflow.tasks["b"].retry.max_attempts == 1
     assert not plan.exhausted
