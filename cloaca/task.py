@@ -262,9 +262,8 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
         )
     if retry is None:
         try:
-            retry = (
-                policy_from_options(*(options.get(k) for k in flat)) if given_flat else _DEFAULT_RETRY
-            )
+            values = (options.get(k) for k in flat)
+            retry = policy_from_options(*values) if given_flat else _DEFAULT_RETRY
         except ValueError as exc:
             raise TaskDefinitionError(str(exc), task_id=task_id) from exc
     elif not isinstance(retry, RetryPolicy):

@@ -23,8 +23,10 @@ scalars = st.one_of(
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["k", "l", "m"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["k", "l", "m"]), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 contexts = st.dictionaries(st.sampled_from(["x", "y", "z", "w"]), json_values, max_size=4)
@@ -80,7 +82,9 @@ def test_merge_contexts_folds_in_order(ctxs: list[dict[str, Any]]) -> None:
 
 def test_json_equality_not_python_equality() -> None:
     assert merge_values([1, "a"], [True, 1.0, 1, "a"]) == [1, "a", True, 1.0]
-    assert merge_values({"a": {"b": [1]}}, {"a": {"b": [2], "c": 3}}) == {"a": {"b": [1, 2], "c": 3}}
+    assert merge_values({"a": {"b": [1]}}, {"a": {"b": [2], "c": 3}}) == {
+        "a": {"b": [1, 2], "c": 3}
+    }
 
 
 def test_upstream_docs_two_dependency_example() -> None:

@@ -26,7 +26,9 @@ def test_a_task_without_retry_options_gets_the_default_policy() -> None:
     assert policy.backoff_strategy == BackoffStrategy.exponential(2.0)
     assert policy.retry_condition == RetryCondition.all_errors()
     assert policy.with_jitter() is True
-    assert repr(policy) == "RetryPolicy(max_attempts=3, initial_delay=1s, max_delay=60s, jitter=true)"
+    assert (
+        repr(policy) == "RetryPolicy(max_attempts=3, initial_delay=1s, max_delay=60s, jitter=true)"
+    )
 
 
 def _events(result_events: list[Any], kind: str, task_id: str) -> list[Any]:

@@ -46,9 +46,7 @@ def branches() -> Workflow:
         "flaky": make_spec(t.flaky, id="flaky", dependencies=["join"], retry_attempts=2),
         "boom": make_spec(t.boom, id="boom", dependencies=["seed"], retry_attempts=2),
         "after_boom": make_spec(t.join, id="after_boom", dependencies=["boom"]),
-        "not_json": make_spec(
-            t.not_json, id="not_json", dependencies=["seed"], retry_attempts=1
-        ),
+        "not_json": make_spec(t.not_json, id="not_json", dependencies=["seed"], retry_attempts=1),
     }
     return Workflow("dask_branches", specs)
 
