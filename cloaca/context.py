@@ -254,6 +254,24 @@ class Context:
         return fields[field]
 
 
+def _copy_value(value: Any) -> Any:
+    if type(value) is list:
+        return [_copy_value(v) for v in value]
+    if type(value) is dict:
+        return {k: _copy_value(v) for k, v in value.items()}
+    return value
+
+
+def owned_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of context data whose nested arrays and objects are new as well.
+
+    Each task gets one, as each of Cloacina's tasks loads its own copy of the context: a task
+    appending to ``context["rows"]`` in place cannot change what a parallel branch, or the
+    upstream task's stored output, sees. Scalars are immutable and shared.
+    """
+    return {k: _copy_value(v) for k, v in data.items()}
+
+
 def task_output(
     task_id: str, ret: Any, ctx: Context, inp: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from cloaca.conditions import Condition
 from cloaca.errors import TaskDefinitionError
 from cloaca.retry import RetryPolicy, policy_from_options
 
-_NO_RETRY = RetryPolicy.none()
+_DEFAULT_RETRY = RetryPolicy.default()
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 # a dependency may name a task of another loaded package: "package-name::task-id"
 DEPENDENCY_RE = re.compile(r"^(?:[A-Za-z0-9_.\-]{1,214}::)?[A-Za-z0-9_.\-]{1,128}$")
@@ -49,7 +49,7 @@ class TaskSpec:
     fn: Callable[..., Any]
     dependencies: tuple[str, ...] = ()
     description: str | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy.none)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_seconds: float | None = None
     trigger_rules: Condition | None = None
     on_success: Callable[[str, Any], Any] | None = None
@@ -265,9 +265,8 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
         )
     if retry is None:
         try:
-            retry = (
-                policy_from_options(*(options.get(k) for k in flat)) if given_flat else _NO_RETRY
-            )
+            values = (options.get(k) for k in flat)
+            retry = policy_from_options(*values) if given_flat else _DEFAULT_RETRY
         except ValueError as exc:
             raise TaskDefinitionError(str(exc), task_id=task_id) from exc
     elif not isinstance(retry, RetryPolicy):

@@ -96,6 +96,7 @@ def run(
     name: str = DEFAULT_WORKFLOW,
     filenames: Mapping[str, str] | None = None,
     caller: TaskCaller | None = None,
+    retries: bool = True,
 ) -> NotebookResult:
     """Run the session's tasks in this process and block until they finish.
 
@@ -117,6 +118,8 @@ def run(
         Cell pseudo-file -> cell label, used to name cells in tracebacks.
     caller:
         Where task attempts run (e.g. a ``DaskExecutor``; default: this process).
+    retries:
+        False: every task gets a single attempt, whatever its retry policy.
 
     Returns
     -------
@@ -130,7 +133,9 @@ def run(
     """
     workflow, options = _prepare(session, name, start_from, only, until, widgets)
     if not widgets:
-        result = workflow.run(context, max_concurrency=max_concurrency, caller=caller, **options)
+        result = workflow.run(
+            context, max_concurrency=max_concurrency, caller=caller, retries=retries, **options
+        )
         return _wrap(session, result, filenames)
     events: queue.Queue[Any] = queue.Queue()
     box: list[Any] = []
@@ -144,6 +149,7 @@ def run(
                     on_event=events.put,
                     max_concurrency=max_concurrency,
                     caller=caller,
+                    retries=retries,
                     canceller=canceller,
                     **options,
                 )
@@ -191,6 +197,7 @@ async def arun(
     name: str = DEFAULT_WORKFLOW,
     filenames: Mapping[str, str] | None = None,
     caller: TaskCaller | None = None,
+    retries: bool = True,
 ) -> NotebookResult:
     """Like :func:`run`, awaited on the running event loop (``await cloaca_nb.arun()``)."""
     workflow, options = _prepare(session, name, start_from, only, until, widgets)
@@ -200,7 +207,12 @@ async def arun(
             widget.apply_event(event)
 
     result = await workflow.arun(
-        context, on_event=on_event, max_concurrency=max_concurrency, caller=caller, **options
+        context,
+        on_event=on_event,
+        max_concurrency=max_concurrency,
+        caller=caller,
+        retries=retries,
+        **options,
     )
     for widget in widgets:
         widget.finish_run()

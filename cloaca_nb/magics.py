@@ -100,6 +100,9 @@ class CloacaMagics(Magics):
     @argument("--no-widget", action="store_true", help="do not show the live DAG widget")
     @argument("--max-concurrency", type=int, default=4, help="tasks running at once")
     @argument(
+        "--no-retry", action="store_true", help="one attempt per task, whatever its retry policy"
+    )
+    @argument(
         "--dask", metavar="ADDRESS", help="run the tasks on this Dask cluster (tcp://host:8786)"
     )
     @argument(
@@ -129,6 +132,10 @@ class CloacaMagics(Magics):
         args = parse_argstring(self.cloaca_run, line)
         context = parse_params(args.param, args.context_file)
         select = {"start_from": args.start_from, "only": args.only, "until": args.until}
+        if args.no_retry and (args.server is not None or args.isolated):
+            from IPython.core.error import UsageError
+
+            raise UsageError("--no-retry applies to in-kernel and --dask runs only")
         if args.server is not None:
             result = self._run_on_server(args, context, select)
         elif args.isolated:
@@ -154,11 +161,16 @@ class CloacaMagics(Magics):
                     show=not args.no_widget,
                     max_concurrency=args.max_concurrency,
                     caller=executor,
+                    retries=not args.no_retry,
                     **select,
                 )
         else:
             result = self.kit.run(
-                context, show=not args.no_widget, max_concurrency=args.max_concurrency, **select
+                context,
+                show=not args.no_widget,
+                max_concurrency=args.max_concurrency,
+                retries=not args.no_retry,
+                **select,
             )
         if args.out:
             self.user_ns[args.out] = result

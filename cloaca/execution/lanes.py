@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cloaca.context import Context, task_output
+from cloaca.context import Context, owned_copy, task_output
 from cloaca.execution import events as ev
 from cloaca.execution.result import RUNNING
 from cloaca.execution.state import RunState, to_task_error
@@ -51,9 +51,10 @@ class LanesMixin(RunState):
         """Run attempt 1 of a plain sync task in the calling thread; return (output, error)."""
         rec = self.records[node]
         rec.status, rec.attempts, rec.started_at = RUNNING, 1, time.time()
-        ctx = Context._trusted(dict(inp))
+        given = owned_copy(inp)
+        ctx = Context._trusted(dict(given))
         try:
-            return task_output(node, self.wf.tasks[node].fn(ctx), ctx, inp), None
+            return task_output(node, self.wf.tasks[node].fn(ctx), ctx, given), None
         except Exception as exc:
             return None, exc
 
@@ -64,7 +65,7 @@ class LanesMixin(RunState):
             self.succeed(node, spec, inp, out)
             return
         err = to_task_error(node, exc)
-        if spec.retry.should_retry(1, err.error_type or "", err.message):
+        if self.may_retry(spec, 1, err):
             self.emit(ev.TASK_RETRYING, node, attempt=1, error=str(err), error_type=err.error_type)
             self.spawn(node, 2, spec.retry.delay_for(1))
         else:

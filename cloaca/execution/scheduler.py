@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cloaca.context import Context, task_output
+from cloaca.context import Context, owned_copy, task_output
 from cloaca.errors import WORKER_LOST, AttemptVetoed, TaskTimeoutError
 from cloaca.execution import events as ev
 from cloaca.execution.events import EventCallback
@@ -136,9 +136,10 @@ class _Run(LanesMixin):
                 rec.status, rec.attempts = RUNNING, attempt
                 if rec.started_at is None:
                     rec.started_at = time.time()
-                ctx = Context._trusted(dict(inp))
+                given = owned_copy(inp)
+                ctx = Context._trusted(dict(given))
                 try:
-                    out = task_output(node, await self.call(node, spec, ctx, attempt), ctx, inp)
+                    out = task_output(node, await self.call(node, spec, ctx, attempt), ctx, given)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -155,7 +156,7 @@ class _Run(LanesMixin):
                 delay, attempt = 0.0, attempt + 1
                 continue
             charged += 1
-            if not spec.retry.should_retry(charged, err.error_type or "", err.message):
+            if not self.may_retry(spec, charged, err):
                 self.fail(node, spec, err, inp)
                 return
             self.emit(
@@ -244,6 +245,7 @@ async def execute_workflow(
     before_attempt: AttemptGate | None = None,
     max_recoveries: int = DEFAULT_MAX_RECOVERIES,
     recoveries: Mapping[str, int] | None = None,
+    retries: bool = True,
 ) -> ExecutionResult:
     """Run ``workflow`` on the current event loop and return an :class:`ExecutionResult`.
 
@@ -267,6 +269,8 @@ async def execute_workflow(
         worker killed from outside: ``error_type="WorkerLost"``) runs again, with a
         ``task_recovered`` event, up to ``max_recoveries`` times per task, without counting
         against the task's retry policy.
+    retries: False gives every task a single attempt whatever its retry policy (a debugging
+        switch: ``%cloaca_run --no-retry``).
     """
     wf = workflow.subset(start_from, only, until) if (start_from or only or until) else workflow
     selected = set(wf.selection) if wf.selection is not None else set(wf.dag.order)
@@ -283,6 +287,7 @@ async def execute_workflow(
     run.before_attempt = before_attempt
     run.max_recoveries = max_recoveries
     run.recoveries = dict(recoveries or {})
+    run.retries = retries
     started = time.time()
     run.emit(ev.WORKFLOW_STARTED)
     try:

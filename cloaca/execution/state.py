@@ -1,11 +1,12 @@
 """Bookkeeping of one workflow run: per-task records, how contexts flow and merge, and the
 transitions every task goes through (begin, succeed, fail, skip, finish).
 
-Context flow: a task receives the initial context plus the writes (``delta``) of every completed
-upstream task, applied in topological order; for a single dependency that is exactly the
-dependency's output. Two parallel branches writing the same key resolve deterministically:
-the branch later in the workflow's topological order wins (``Dag.order``: declaration order
-within a level). The final context applies every completed task's writes in that same order.
+Context flow (Cloacina's executor): a task without dependencies receives the initial context; a
+task with one dependency receives that dependency's output; a task with several receives their
+outputs merged in its declared dependency order by :mod:`cloaca.execution.merge` (arrays
+concatenated without duplicates, objects merged recursively, otherwise the later dependency
+wins). The final context is merged by the same rule from the outputs of the tasks at the end of
+the run (those no finished task depends on), in topological order.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cloaca.context import Context
 from cloaca.errors import TaskExecutionError
 from cloaca.execution import events as ev
 from cloaca.execution.events import EventCallback, TaskEvent
+from cloaca.execution.merge import merge_contexts
 from cloaca.execution.result import COMPLETED, FAILED, PENDING, RUNNING, SKIPPED, TaskResult
 from cloaca.task import TaskHandle, TaskSpec
 
@@ -61,23 +63,31 @@ def merged_input(
     """The context ``node`` receives (see the module docstring).
 
     ``records`` holds the selected tasks (only they count as dependencies); ``outputs`` the full
-    output of finished ones, used as is for a single dependency. Shared by the scheduler and by
-    the durable runner when it rebuilds a resumed execution's writes.
+    output of finished ones (completed, or skipped by a trigger rule: their input passes
+    through). Shared by the scheduler and by the durable runner when it rebuilds a resumed
+    execution's writes.
     """
-    deps = [d for d in dag.deps[node] if d in records]
+    deps = [outputs[d] for d in dag.deps[node] if d in records and d in outputs]
     if not deps:
         return initial
-    if len(deps) == 1 and deps[0] in outputs:
-        return outputs[deps[0]]
-    merged = dict(initial)
-    done = [a for a in dag.ancestors(node) if a in records]
-    for anc in sorted(done, key=dag.index.__getitem__):
-        rec = records[anc]
-        if rec.status == COMPLETED:
-            merged.update(rec.delta)
-            for key in rec.removed:
-                merged.pop(key, None)
-    return merged
+    if len(deps) == 1:
+        return deps[0]
+    return merge_contexts(deps)
+
+
+def merged_final(
+    dag: Dag, initial: dict[str, Any], outputs: Mapping[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A run's final context: the outputs no other finished task consumed, merged in
+    topological order like a fan-in (the initial context when no task finished)."""
+    ends = [
+        n
+        for n in sorted(outputs, key=dag.index.__getitem__)
+        if not any(child in outputs for child in dag.dependents[n])
+    ]
+    if not ends:
+        return dict(initial)
+    return merge_contexts(outputs[n] for n in ends)
 
 
 class RunState:
@@ -85,6 +95,11 @@ class RunState:
 
     before_attempt: AttemptGate | None = None
     max_recoveries: int = 3
+    retries: bool = True  # False: every task gets a single attempt (``--no-retry``)
+
+    def may_retry(self, spec: TaskSpec, attempt: int, err: TaskExecutionError) -> bool:
+        """Whether failed attempt ``attempt`` of ``spec`` is tried again."""
+        return self.retries and spec.retry.should_retry(attempt, err.error_type or "", err.message)
 
     def __init__(
         self,
@@ -242,14 +257,8 @@ class RunState:
                 rec.status, rec.skip_reason, rec.finished_at = SKIPPED, reason, now
 
     def final_context(self) -> Context:
-        """The initial context plus every completed task's writes, in topological order."""
-        merged = dict(self.initial)
-        for rec in self.records.values():
-            if rec.status == COMPLETED:
-                merged.update(rec.delta)
-                for key in rec.removed:
-                    merged.pop(key, None)
-        return Context._trusted(merged)
+        """The run's final context (see :func:`merged_final`)."""
+        return Context._trusted(merged_final(self.dag, self.initial, self.outputs))
 
 
 def _apply(inp: dict[str, Any], rec: TaskResult) -> dict[str, Any]:

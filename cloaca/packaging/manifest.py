@@ -119,14 +119,17 @@ class RetryConditionEntry(_Strict):
 
 class RetryEntry(_Strict):
     """``retry``: the whole retry policy (absent: one attempt, or ``retries`` + 1 attempts with
-    the engine's default delays). Fields default to the engine's ``RetryPolicy`` defaults."""
+    the engine's default delays). Fields default to the engine's ``RetryPolicy`` defaults.
+    ``multiplier`` is the linear multiplier or the exponential base; ``scale`` the exponential
+    multiplier (``BackoffStrategy.exponential(base, multiplier)``)."""
 
-    max_attempts: int = Field(default=1, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
     backoff: Literal["fixed", "linear", "exponential"] = "exponential"
     initial_delay_seconds: float = Field(default=1.0, ge=0)
-    max_delay_seconds: float = Field(default=30.0, ge=0)
+    max_delay_seconds: float = Field(default=60.0, ge=0)
     multiplier: float = Field(default=2.0, ge=0)
-    jitter: bool = False
+    scale: float = Field(default=1.0, ge=0)
+    jitter: bool = True
     condition: RetryConditionEntry = Field(default_factory=RetryConditionEntry)
 
 

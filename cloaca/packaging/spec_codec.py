@@ -153,7 +153,7 @@ def callable_ref(
 
 # ----------------------------------------------------------------------------- retry
 def retry_to_entry(policy: RetryPolicy, task_id: str) -> RetryEntry | None:
-    """The manifest form of ``policy``; ``None`` for the default single attempt.
+    """The manifest form of ``policy``; ``None`` for the default policy (``RetryPolicy()``).
 
     Raises
     ------
@@ -191,6 +191,7 @@ def retry_to_entry(policy: RetryPolicy, task_id: str) -> RetryEntry | None:
             initial_delay_seconds=float(policy.initial_delay),
             max_delay_seconds=float(policy.max_delay),
             multiplier=float(policy.backoff_strategy.factor),
+            scale=float(policy.backoff_strategy.multiplier),
             jitter=policy.jitter,
             condition=RetryConditionEntry(
                 kind=cond.kind,  # type: ignore[arg-type]
@@ -209,7 +210,7 @@ def retry_from_entry(entry: RetryEntry | None, retries: int = 0) -> RetryPolicy:
         max_attempts=entry.max_attempts,
         initial_delay=entry.initial_delay_seconds,
         max_delay=entry.max_delay_seconds,
-        backoff_strategy=BackoffStrategy(entry.backoff, entry.multiplier),
+        backoff_strategy=BackoffStrategy(entry.backoff, entry.multiplier, entry.scale),
         retry_condition=RetryCondition(entry.condition.kind, tuple(entry.condition.values)),
         jitter=entry.jitter,
     )

@@ -207,7 +207,7 @@ def test_events_in_lifecycle_order():
     def e1(ctx):
         ctx["x"] = 1
 
-    @task(id="e2", dependencies=[e1])
+    @task(id="e2", dependencies=[e1], retry_attempts=1)
     def e2(ctx):
         raise KeyError("x")
 

@@ -45,7 +45,7 @@ def api_url() -> Iterator[str]:
 
 
 def build_pipeline():
-    @task(id="fetch-data", retry_attempts=2, retry_delay_ms=10, retry_condition="transient")
+    @task(id="fetch-data", retry_attempts=3, retry_delay_ms=10, retry_condition="transient")
     async def fetch_data(context):
         if "raw_data" not in context:
             async with httpx.AsyncClient(timeout=5) as client:

@@ -80,8 +80,10 @@ def test_other_bad_options():
         task(id="t", dependencies=[print])(lambda ctx: ctx)
     with pytest.raises(TaskDefinitionError, match="retry_backoff"):
         task(id="t", retry_backoff="quadratic")(lambda ctx: ctx)
-    with pytest.raises(TaskDefinitionError, match="retry_condition"):
-        task(id="t", retry_condition="sometimes")(lambda ctx: ctx)
+    with pytest.raises(TaskDefinitionError, match="did you mean 'transient'"):
+        task(id="t", retry_condition="transiant")(lambda ctx: ctx)
+    with pytest.raises(TaskDefinitionError, match="retry_attempts"):
+        task(id="t", retry_attempts=-1)(lambda ctx: ctx)
 
 
 def test_flat_retry_options_build_a_policy():
@@ -91,10 +93,10 @@ def test_flat_retry_options_build_a_policy():
         pass
 
     policy = get_spec(f).retry
-    assert policy.max_attempts == 3 and policy.retries == 2
+    assert policy.max_attempts == 2 and policy.retries == 1
     assert policy.delay_for(1) == pytest.approx(0.1) and policy.delay_for(2) == pytest.approx(0.15)
     assert policy.should_retry(1, "X", "connection reset") and not policy.should_retry(1, "X", "no")
-    assert not policy.should_retry(3, "X", "reset")
+    assert not policy.should_retry(2, "X", "reset")
 
 
 def test_retry_policy_builder():
@@ -113,8 +115,9 @@ def test_retry_policy_builder():
     assert policy.should_retry(1, "ConnectionError", "x")
     assert not policy.should_retry(1, "ValueError", "bad value")
     assert RetryPolicy.default().max_attempts == 3
+    assert RetryPolicy.builder().max_attempts(0).build().max_attempts == 1  # one attempt
     with pytest.raises(ValueError):
-        RetryPolicy.builder().max_attempts(0)
+        RetryPolicy.builder().max_attempts(-1)
 
 
 def test_jitter_stays_within_bounds():

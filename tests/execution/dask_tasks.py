@@ -32,7 +32,7 @@ def seed(ctx: Context) -> Context:
 
 
 def left(ctx: Context) -> Context:
-    ctx["shared"] = "left"  # a write the parallel branch must not undo
+    ctx["shared"] = "left"  # overridden at the join by a later dependency passing it through
     ctx["left"] = ctx["n"] + 1
     return ctx
 

@@ -116,3 +116,25 @@ def test_parse_params() -> None:
     }  # fmt: skip
     with pytest.raises(NotebookError, match="key=value"):
         parse_params(["nokey"], None)
+
+
+FLAKY_CELL = """
+from cloaca import task
+
+CALLS = []
+
+@task(id="always_fails", retry_attempts=4, retry_delay_ms=1)
+def always_fails(context):
+    CALLS.append(1)
+    raise RuntimeError("boom")
+"""
+
+
+def test_no_retry_gives_each_task_one_attempt(cell: RunCell, ip: Any) -> None:
+    cell(FLAKY_CELL, "nr")
+    once = ip.run_line_magic("cloaca_run", "--no-retry --no-widget")
+    assert once.tasks["always_fails"].attempts == 1 and len(ip.user_ns["CALLS"]) == 1
+    again = ip.run_line_magic("cloaca_run", "--no-widget")  # the task's own policy again
+    assert again.tasks["always_fails"].attempts == 4 and len(ip.user_ns["CALLS"]) == 5
+    with pytest.raises(Exception, match="--no-retry applies to in-kernel"):
+        ip.run_line_magic("cloaca_run", "--no-retry --isolated --no-widget")

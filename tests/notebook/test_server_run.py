@@ -42,7 +42,7 @@ def flaky(context):
     context["total"] = sum(context["rows"])
     return context
 
-@task(id="bad", dependencies=["load"])
+@task(id="bad", dependencies=["load"], retry_attempts=1)
 def bad(context):
     raise ValueError("bad input: " + str(len(context["rows"])))
 

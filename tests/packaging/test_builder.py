@@ -50,8 +50,8 @@ def test_project_without_dependencies(make_project: MakeProject, tmp_path: Path)
     assert manifest.created_at == "2023-11-14T22:13:20Z"
     assert manifest.python is not None and manifest.python.entry_module == "fixture_pkg.tasks"
     assert [(t.id, t.dependencies, t.retries) for t in manifest.tasks] == [
-        ("first", [], 0),
-        ("second", ["first"], 3),
+        ("first", [], 2),  # no options: the default policy, 3 attempts
+        ("second", ["first"], 2),  # retry_attempts=3: 3 attempts in total
     ]
     content = {k: v for k, v in files.items() if v is not None}
     assert manifest.package.fingerprint == fingerprint(content.items())

@@ -22,8 +22,8 @@ def test_reads_ids_dependencies_options_and_docstrings(make_project: MakeProject
     assert first.entry.description == "First task."
     assert "description" not in first.explicit  # a docstring is not a decorator argument
     assert second.entry.dependencies == ["first"]
-    assert second.entry.retries == 3
-    assert second.entry.retry is not None and second.entry.retry.max_attempts == 4
+    # retry_attempts=3 is the total: the default policy, written as ``retries`` alone
+    assert second.entry.retries == 2 and second.entry.retry is None
     assert second.entry.timeout_seconds == 2.5  # fractions are kept, never rounded
     assert second.explicit == {"dependencies", "retries", "retry", "timeout_seconds"}
 
@@ -53,7 +53,7 @@ def test_bare_decorator_aliases_and_function_references(make_project: MakeProjec
     assert list(tasks) == ["load", "clean", "save.v2"]
     assert tasks["clean"].entry.dependencies == ["load"]
     assert tasks["clean"].entry.retries == 2 and tasks["clean"].entry.description == "Clean it"
-    assert tasks["clean"].entry.retry is not None and tasks["clean"].entry.retry.jitter
+    assert tasks["clean"].entry.retry is None  # the default policy travels as retries alone
     assert tasks["save.v2"].entry.dependencies == ["clean", "load"]
     assert tasks["save.v2"].entry.retries == 4
     assert tasks["save.v2"].function == "fixture_pkg.tasks:save"
@@ -166,15 +166,16 @@ def test_reads_the_whole_retry_policy_rules_and_callbacks(make_project: MakeProj
     a, b = tasks["a"].entry, tasks["b"].entry
     assert a.model_dump(mode="json", exclude={"id", "function", "dependencies"}) == {
         "description": None,
-        "retries": 4,
+        "retries": 3,
         "timeout_seconds": 0.5,
         "retry": {
-            "max_attempts": 5,
+            "max_attempts": 4,
             "backoff": "exponential",
             "initial_delay_seconds": 0.3,
-            "max_delay_seconds": 30.0,
+            "max_delay_seconds": 60.0,
             "multiplier": 2.0,
-            "jitter": False,
+            "scale": 1.0,
+            "jitter": True,
             "condition": {"kind": "patterns", "values": ["flaky"]},
         },
         "trigger_rules": {

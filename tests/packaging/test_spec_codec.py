@@ -66,6 +66,7 @@ backoffs = st.one_of(
     st.just(BackoffStrategy.fixed()),
     st.floats(0, 10).map(BackoffStrategy.linear),
     st.floats(0, 10).map(BackoffStrategy.exponential),
+    st.builds(BackoffStrategy.exponential, st.floats(0, 10), st.floats(0, 10)),
 )
 conditions = st.one_of(
     st.sampled_from(
@@ -117,16 +118,22 @@ def test_the_issue_task_carries_delay_backoff_and_fractional_timeout() -> None:
     )(fx.plain)  # fmt: skip
     entry = spec_to_entry(fn.__cloaca_task__).model_dump(mode="json")
     assert entry["timeout_seconds"] == 0.5
-    assert entry["retries"] == 4
+    assert entry["retries"] == 3  # retry_attempts is the total number of attempts
     assert entry["retry"]["initial_delay_seconds"] == 0.3
     assert entry["retry"]["backoff"] == "exponential"
 
 
 def test_readme_tour_task_carries_its_delay() -> None:
-    spec = make_spec(fx.plain, id="tour", retry_attempts=4, retry_delay_ms=300)
+    spec = make_spec(fx.plain, id="tour", retry_attempts=4, retry_delay_ms=300, retry_jitter=False)
     back = _through_json(spec)
-    assert back.retry.max_attempts == 5 and back.retry.initial_delay == 0.3
+    assert back.retry.max_attempts == 4 and back.retry.initial_delay == 0.3
     assert [back.retry.delay_for(n) for n in (1, 2)] == [0.3, 0.6]
+
+
+def test_the_default_policy_travels_as_retries_alone() -> None:
+    entry = spec_to_entry(make_spec(fx.plain, id="d"))
+    assert entry.retries == 2 and entry.retry is None
+    assert entry_to_spec(entry).retry == RetryPolicy() == RetryPolicy.default()
 
 
 @pytest.mark.parametrize(

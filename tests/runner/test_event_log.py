@@ -34,7 +34,7 @@ def _flaky_workflow(marker: Path) -> Workflow:
     retry = RetryPolicy(max_attempts=2, initial_delay=0.0)
     specs = {
         "flaky": make_spec(flaky, id="flaky", retry=retry),
-        "boom": make_spec(boom, id="boom", dependencies=["flaky"]),
+        "boom": make_spec(boom, id="boom", dependencies=["flaky"], retry_attempts=1),
         "after": make_spec(after, id="after", dependencies=["boom"]),
     }
     return Workflow("evlog", specs)

@@ -159,12 +159,12 @@ def _row(task_id: str, status: str, attempts: int = 1, output: str | None = None
     return row
 
 
-def _wf(retries: int) -> Workflow:
+def _wf(attempts: int) -> Workflow:
     return Workflow(
         "rt_plan",
         {
             "a": make_spec(_noop, id="a"),
-            "b": make_spec(_noop, id="b", dependencies=["a"], retry_attempts=retries),
+            "b": make_spec(_noop, id="b", dependencies=["a"], retry_attempts=attempts),
             "c": make_spec(_noop, id="c", dependencies=["a"]),
             "d": make_spec(_noop, id="d", dependencies=["b", "c"]),
         },
@@ -187,7 +187,7 @@ def test_plan_recomputes_deltas_from_outputs() -> None:
 
 def test_interrupted_task_is_recovered_without_charging_its_retries() -> None:
     rows = [_row("a", "Completed", output="{}"), _row("b", "Running", attempts=2)]
-    plan = plan_resume(_wf(2), {}, rows)  # 3 attempts in all; 1 failed, 1 lost with its runner
+    plan = plan_resume(_wf(3), {}, rows)  # 3 attempts in all; 1 failed, 1 lost with its runner
     assert plan.offsets == {"b": 2}
     assert plan.recovered == {"b": 2} and plan.recoveries == {"b": 1}
     assert plan.workflow.tasks["b"].retry.max_attempts == 2  # the lost attempt is not charged
@@ -204,7 +204,7 @@ def test_recovered_then_lost_again_before_starting_keeps_numbering() -> None:
         _row("a", "Completed", output="{}"),
         _row("b", "Pending", attempts=2, recovery_attempts=1),
     ]
-    plan = plan_resume(_wf(2), {}, rows)
+    plan = plan_resume(_wf(3), {}, rows)
     assert plan.offsets == {"b": 2} and plan.recoveries == {"b": 1} and not plan.recovered
     assert plan.workflow.tasks["b"].retry.max_attempts == 2
 

@@ -67,7 +67,7 @@ def test_execute_poll_tasks_events_and_final_context(server: ServerProcess, uplo
     tasks = client.get_execution_tasks("public", accepted.execution_id).tasks
     assert [t.task_name for t in tasks] == TASKS
     assert all(t.status == "Completed" and t.attempt == 1 for t in tasks)
-    assert tasks[0].max_attempts == 3  # retry_attempts=2 on fetch-data
+    assert tasks[0].max_attempts == 3  # retry_attempts=3 on fetch-data
 
     events = client.get_execution_events(accepted.execution_id).events
     kinds = [(e.event_type, e.task_name) for e in events]

@@ -24,7 +24,7 @@ class DataRecord(BaseModel):
     value: float
 
 
-@task(id="fetch-data", retry_attempts=2, timeout_seconds=30)
+@task(id="fetch-data", retry_attempts=3, timeout_seconds=30)
 async def fetch_data(context: Any) -> Any:
     """Fetch the raw records (a JSON list) from ``context["api_url"]`` into ``raw_data``.
 
