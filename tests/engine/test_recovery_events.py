@@ -59,7 +59,7 @@ def test_used_up_recovery_budget_falls_back_to_the_retry_policy() -> None:
     err = result.tasks["t"].error
     assert err is not None and err.error_type == WORKER_LOST
     assert [e.kind for e in events if e.task_id == "t"].count(ev.TASK_RECOVERED) == 1
-    retried = Workflow("lost", {"t": make_spec(_losing(2), id="t", retry_attempts=1)})
+    retried = Workflow("lost", {"t": make_spec(_losing(2), id="t", retry_attempts=2)})
     result, _ = _run(retried, max_recoveries=1)
     assert result.status == "Completed" and result.tasks["t"].attempts == 3
 
@@ -84,7 +84,7 @@ def test_task_started_waits_for_the_body() -> None:
         "waits",
         {
             "w": make_spec(waits_for_a_worker, id="w"),
-            "n": make_spec(never_gets_one, id="n"),
+            "n": make_spec(never_gets_one, id="n", retry_attempts=1),
         },
     )
     result, events = _run(wf)
@@ -108,7 +108,7 @@ def test_lane_retries_respect_the_retry_policy() -> None:
     specs = {
         "src": make_spec(ok, id="src"),
         "a": make_spec(ok, id="a", dependencies=["src"]),
-        "boom": make_spec(boom, id="boom", dependencies=["src"], retry_attempts=1),
+        "boom": make_spec(boom, id="boom", dependencies=["src"], retry_attempts=2),
     }
     result, _ = _run(Workflow("lanes", specs))
     assert result.tasks["boom"].attempts == 2 and len(calls) == 2
