@@ -59,11 +59,11 @@ def test_retries_exhausted():
 
 
 def test_timeouts_sync_and_async():
-    @task(id="slow-async", timeout_seconds=0.05)
+    @task(id="slow-async", timeout_seconds=0.05, retry_attempts=1)
     async def slow_async(ctx):
         await asyncio.sleep(5)
 
-    @task(id="slow-sync", timeout_seconds=0.05)
+    @task(id="slow-sync", timeout_seconds=0.05, retry_attempts=1)
     def slow_sync(ctx):
         time.sleep(0.3)
 
@@ -75,7 +75,7 @@ def test_timeouts_sync_and_async():
 
 
 def test_default_timeout_applies_to_tasks_without_one():
-    @task(id="sleepy")
+    @task(id="sleepy", retry_attempts=1)
     async def sleepy(ctx):
         await asyncio.sleep(5)
 

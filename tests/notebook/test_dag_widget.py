@@ -88,7 +88,8 @@ def test_dot_renderer_keeps_node_ids(cell: RunCell, ip: Any) -> None:
 def test_widget_state_after_a_run(cell: RunCell, ip: Any) -> None:
     cell(TASKS, "t")
     cell(
-        "@task(id='bad', dependencies=['load'])\ndef bad(c):\n    raise KeyError('nope')\n"
+        "@task(id='bad', dependencies=['load'], retry_attempts=1)\n"
+        "def bad(c):\n    raise KeyError('nope')\n"
         "@task(id='after', dependencies=['bad'])\ndef after(c):\n    return c\n",
         "b",
     )
