@@ -43,6 +43,8 @@ Every error the engine raises on purpose derives from :class:`CloacaError`. Stru
     │                                               cannot be used (``cloaca.remote``)
     └── ApiError                     (status, code, request_id)  a REST API error (server and
                                                     its clients: body ``{"error", "code"}``)
+
+:class:`ErrorText` is not an exception: it is what an ``on_failure`` callback receives.
 """
 
 from __future__ import annotations
@@ -293,6 +295,46 @@ class TaskTimeoutError(TaskExecutionError):
         )
 
 
+class ErrorText(str):
+    """The failure an ``on_failure(task_id, error, context)`` callback receives.
+
+    A ``str``, as in Cloacina (``"ValueError: bad input"``), that also carries the structured
+    :class:`TaskExecutionError` (``.error``) and its ``task_id``, ``error_type``, ``message``
+    and ``traceback``.
+    """
+
+    error: TaskExecutionError
+
+    def __new__(cls, error: TaskExecutionError) -> ErrorText:
+        kind = f"{error.error_type}: " if error.error_type else ""
+        text = super().__new__(cls, f"{kind}{error.message}")
+        text.error = error
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ErrorText, (self.error,))
+
+    @property
+    def task_id(self) -> str | None:
+        """The failed task."""
+        return self.error.task_id
+
+    @property
+    def error_type(self) -> str | None:
+        """The exception's type name (e.g. ``"KeyError"``, ``"TaskTimeoutError"``)."""
+        return self.error.error_type
+
+    @property
+    def message(self) -> str:
+        """The exception's message."""
+        return self.error.message
+
+    @property
+    def traceback(self) -> str | None:
+        """The formatted traceback, when known."""
+        return self.error.traceback
+
+
 class AttemptVetoed(CloacaError):
     """A ``before_attempt`` gate refused attempt ``attempt`` of ``task_id``.
 
@@ -511,6 +553,7 @@ __all__ = [
     "CycleError",
     "DuplicateTaskError",
     "EmptyWorkflowError",
+    "ErrorText",
     "ExecutorError",
     "IncompatiblePythonError",
     "IncompatibleTargetError",

@@ -53,7 +53,7 @@ class TaskSpec:
     timeout_seconds: float | None = None
     trigger_rules: Condition | None = None
     on_success: Callable[[str, Any], Any] | None = None
-    on_failure: Callable[[str, BaseException, Any], Any] | None = None
+    on_failure: Callable[[str, str, Any], Any] | None = None
     is_async: bool = False
     accepts_handle: bool = False
     source: SourceInfo | None = None
@@ -335,7 +335,7 @@ def task(
     timeout_seconds: float | None = None,
     trigger_rules: Condition | None = None,
     on_success: Callable[[str, Any], Any] | None = None,
-    on_failure: Callable[[str, BaseException, Any], Any] | None = None,
+    on_failure: Callable[[str, str, Any], Any] | None = None,
     invokes: Any = None,
     post_invocation: Callable[..., Any] | None = None,
 ) -> Any:

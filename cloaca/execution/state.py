@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cloaca.context import Context
-from cloaca.errors import TaskExecutionError
+from cloaca.errors import ErrorText, TaskExecutionError
 from cloaca.execution import events as ev
 from cloaca.execution.events import EventCallback, TaskEvent
 from cloaca.execution.merge import merge_contexts
@@ -231,7 +231,7 @@ class RunState:
             error_type=err.error_type,
         )
         if spec.on_failure is not None:
-            self.callback(spec.on_failure, node, err, Context._trusted(dict(inp)))
+            self.callback(spec.on_failure, node, ErrorText(err), Context._trusted(dict(inp)))
         self.finish(node)
 
     def begin(self, node: str) -> dict[str, Any] | None:

@@ -74,7 +74,8 @@ def make_callback_proxy(
         await pool.callback(function, task_id, context._data)
 
     async def on_failure(_node: str, error: Any, context: Context) -> None:
-        await pool.callback(function, task_id, context._data, error)
+        # the worker rebuilds the same ErrorText from the structured error
+        await pool.callback(function, task_id, context._data, getattr(error, "error", error))
 
     proxy = on_failure if failure else on_success
     proxy.__name__ = proxy.__qualname__ = f"package_callback[{function}]"

@@ -15,9 +15,9 @@ file descriptors 0 and 1 at ``/dev/null`` and stderr, so a task's ``print`` cann
   ``{"id": n, "ok": false, "error_type": "KeyError", "message": ..., "traceback": ...}``;
 - ``{"id": n, "op": "callback", "function": ref, "task_id": id, "context": {...}}`` plus
   ``"error": {"error_type", "message", "traceback"}`` for ``on_failure``: runs a task's
-  ``on_success(task_id, context)`` / ``on_failure(task_id, error, context)`` callback here, in
+  ``on_success(task_id, context)`` / ``on_failure(task_id, error: str, context)`` callback here, in
   the package's worker, with the arguments the engine gives an in-process callback (the error is
-  the same :class:`~cloaca.errors.TaskExecutionError`); answered like ``run`` (no context);
+  the same :class:`~cloaca.errors.ErrorText`); answered like ``run`` (no context);
 - ``{"id": n, "op": "ping"}`` answered by ``{"id": n, "ok": true, "pid": ...}``.
 
 The worker exits when its stdin closes (the host went away or closed the pool).
@@ -107,7 +107,7 @@ class PythonTasks:
     def callback(self, request: dict[str, Any]) -> None:
         """Run an ``on_success``/``on_failure`` callback named by ``request["function"]``."""
         from cloaca.context import Context
-        from cloaca.errors import TaskExecutionError, TaskTimeoutError
+        from cloaca.errors import ErrorText, TaskExecutionError, TaskTimeoutError
 
         fn = self.resolve(request["function"])
         ctx = Context._trusted(request["context"])
@@ -127,7 +127,7 @@ class PythonTasks:
             )
         else:
             error = TaskExecutionError(failure.get("message", ""), **fields)
-        self._finish(fn(request["task_id"], error, ctx))
+        self._finish(fn(request["task_id"], ErrorText(error), ctx))
 
     def _finish(self, ret: Any) -> Any:
         """Await what an ``async def`` task or callback returned, as the scheduler does."""

@@ -59,11 +59,11 @@ def test_retries_exhausted():
 
 
 def test_timeouts_sync_and_async():
-    @task(id="slow-async", timeout_seconds=0.05)
+    @task(id="slow-async", timeout_seconds=0.05, retry_attempts=1)
     async def slow_async(ctx):
         await asyncio.sleep(5)
 
-    @task(id="slow-sync", timeout_seconds=0.05)
+    @task(id="slow-sync", timeout_seconds=0.05, retry_attempts=1)
     def slow_sync(ctx):
         time.sleep(0.3)
 
@@ -75,7 +75,7 @@ def test_timeouts_sync_and_async():
 
 
 def test_default_timeout_applies_to_tasks_without_one():
-    @task(id="sleepy")
+    @task(id="sleepy", retry_attempts=1)
     async def sleepy(ctx):
         await asyncio.sleep(5)
 
@@ -184,18 +184,24 @@ def test_callbacks_called_and_their_errors_ignored(caplog):
         raise RuntimeError("callback bug")
 
     def on_fail(task_id, error, ctx):
-        seen.append(("fail", task_id, type(error).__name__))
+        # upstream's signature: on_failure(task_id, error: str, context)
+        seen.append(("fail", task_id, error, isinstance(error, str), error.error_type, ctx["v0"]))
 
     @task(id="cb-ok", on_success=on_ok)
     def cb_ok(ctx):
         ctx["v"] = 1
 
-    @task(id="cb-fail", on_failure=on_fail)
+    @task(id="cb-fail", on_failure=on_fail, retry_attempts=2, retry_delay_ms=1)
     def cb_fail(ctx):
         raise ValueError("nope")
 
-    result = WorkflowBuilder("wf-cb").add_task(cb_ok).add_task(cb_fail).build().run()
-    assert ("ok", "cb-ok", 1) in seen and ("fail", "cb-fail", "TaskExecutionError") in seen
+    wf = WorkflowBuilder("wf-cb").add_task(cb_ok).add_task(cb_fail).build()
+    result = wf.run({"v0": 0})
+    assert ("ok", "cb-ok", 1) in seen
+    # called once, after the last attempt, with the failure as text
+    assert [s for s in seen if s[0] == "fail"] == [
+        ("fail", "cb-fail", "ValueError: nope", True, "ValueError", 0)
+    ]
     assert result.tasks["cb-ok"].status == "Completed"
     assert "callback bug" in caplog.text or "raised; ignored" in caplog.text
 

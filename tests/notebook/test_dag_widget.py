@@ -93,7 +93,8 @@ def test_each_run_keeps_its_own_final_picture(cell: RunCell, ip: Any) -> None:
 
     cell(TASKS, "t")
     bad = (
-        "@task(id='bad', dependencies=['load'])\ndef bad(c):\n    raise KeyError('nope')\n"
+        "@task(id='bad', dependencies=['load'], retry_attempts=1)\n"
+        "def bad(c):\n    raise KeyError('nope')\n"
         "@task(id='after', dependencies=['bad'])\ndef after(c):\n    return c\n"
     )
     cell(bad, "b")

@@ -26,7 +26,7 @@ CELLS = [
     (
         "tasks",
         "@task(id='one')\ndef one(ctx):\n    ctx['v'] = norm(ctx.get('n', 16))\n    return ctx\n\n"
-        "@task(id='two', dependencies=[one])\ndef two(ctx):\n    if ctx.get('fail'):\n"
+        "@task(id='two', dependencies=[one], retry_attempts=1)\ndef two(ctx):\n    if ctx.get('fail'):\n"
         "        raise RuntimeError('asked to fail')\n    ctx['w'] = ctx['v'] + 1\n    return ctx\n",
     ),
 ]

@@ -85,7 +85,7 @@ def test_selection(cell: RunCell, ip: Any) -> None:
 def test_failure_points_at_the_cell_and_line(cell: RunCell, ip: Any, capsys: Any) -> None:
     cell(PIPELINE, "p")
     res = cell(
-        "@task(id='boom', dependencies=['total'])\ndef boom(c):\n    x = 1\n    raise ValueError(f'bad {x}')\n",
+        "@task(id='boom', dependencies=['total'], retry_attempts=1)\ndef boom(c):\n    x = 1\n    raise ValueError(f'bad {x}')\n",
         "b",
     )
     count = res.execution_count
@@ -100,7 +100,11 @@ def test_failure_points_at_the_cell_and_line(cell: RunCell, ip: Any, capsys: Any
 
 
 def test_result_round_trips_through_json(cell: RunCell, ip: Any) -> None:
-    cell(PIPELINE + "\n@task(id='bad', dependencies=['load'])\ndef bad(c):\n    1/0\n", "p")
+    cell(
+        PIPELINE
+        + "\n@task(id='bad', dependencies=['load'], retry_attempts=1)\ndef bad(c):\n    1/0\n",
+        "p",
+    )
     result = ip.run_line_magic("cloaca_run", "--no-widget")
     back = result_from_dict(json.loads(json.dumps(result_to_dict(result.result))))
     assert back.status == result.status == "Failed"

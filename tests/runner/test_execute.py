@@ -28,7 +28,7 @@ def diamond(name: str = "rt_diamond", fail: bool = False) -> Workflow:
     specs = {
         "a": make_spec(_add, id="a"),
         "b": make_spec(_add, id="b", dependencies=["a"]),
-        "c": make_spec(_boom if fail else _add, id="c", dependencies=["a"]),
+        "c": make_spec(_boom if fail else _add, id="c", dependencies=["a"], retry_attempts=1),
         "d": make_spec(_add, id="d", dependencies=["b", "c"]),
     }
     return Workflow(name, specs)

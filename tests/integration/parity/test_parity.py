@@ -149,7 +149,9 @@ def test_in_process_and_packaged_runs_agree(
     effects = {
         "flaky.success": {"attempts": 3},
         "slow.failure": {
-            "type": "TaskTimeoutError",
+            "is_str": True,
+            "text": "TaskTimeoutError: timed out",
+            "class": "TaskTimeoutError",
             "error_type": "TaskTimeoutError",
             "task_id": "slow",
         },

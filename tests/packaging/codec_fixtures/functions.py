@@ -21,7 +21,7 @@ def on_ok(task_id: str, context: Any) -> None:
     context["ok"] = task_id
 
 
-def on_err(task_id: str, error: BaseException, context: Any) -> None:
+def on_err(task_id: str, error: str, context: Any) -> None:
     context["err"] = str(error)
 
 
