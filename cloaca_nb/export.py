@@ -116,6 +116,10 @@ def _module_source(statements: Sequence[Statement]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _xy(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
 def export_project(
     session: NotebookSession,
     project_dir: str | Path,
@@ -124,8 +128,12 @@ def export_project(
     version: str | None = None,
     module: str | None = None,
     task_ids: Sequence[str] | None = None,
+    pythons: Sequence[str] | None = None,
 ) -> ExportedProject:
     """Write a ``cloaca build`` project for the session's tasks into ``project_dir``.
+
+    Its ``requires-python`` is ``>=`` the oldest of the kernel's Python and ``pythons`` (the
+    ``X.Y`` versions it will be built for).
 
     Raises
     ------
@@ -161,7 +169,7 @@ def export_project(
         else:
             shutil.copyfile(path, dest)
     deps = "[" + ", ".join(f'"{p}"' for p in pins) + "]"
-    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    py = min([f"{sys.version_info.major}.{sys.version_info.minor}", *(pythons or ())], key=_xy)
     (root / "pyproject.toml").write_text(
         _PYPROJECT.format(name=name, version=version or "0.1.0", py=py, deps=deps, module=module),
         encoding="utf-8",
@@ -184,14 +192,21 @@ def build_session(
     :func:`cloaca.packaging.build_package`; return its ``BuiltPackage`` list.
 
     ``project_dir`` keeps the generated project (default: a temporary directory);
-    ``build_options`` go to ``build_package`` (``cache_dir``, ``use_cache``, ``python_version``).
+    ``build_options`` go to ``build_package`` (``cache_dir``, ``use_cache``, ``python_version``,
+    ``python_versions``).
     """
     from cloaca.packaging import build_package
 
     out = Path(out_dir).resolve()
+    pythons = [
+        *([build_options["python_version"]] if build_options.get("python_version") else []),
+        *(build_options.get("python_versions") or ()),
+    ]
     if project_dir is not None:
-        export_project(session, project_dir, name=name, version=version, module=module)
+        export_project(
+            session, project_dir, name=name, version=version, module=module, pythons=pythons
+        )
         return list(build_package(project_dir, out, targets, **build_options))
     with tempfile.TemporaryDirectory(prefix="cloaca-nb-build-") as tmp:
-        export_project(session, tmp, name=name, version=version, module=module)
+        export_project(session, tmp, name=name, version=version, module=module, pythons=pythons)
         return list(build_package(tmp, out, targets, **build_options))

@@ -207,11 +207,31 @@ class CloacaMagics(Magics):
     @argument("--module", help="Python package the tasks go in (default from the name)")
     @argument("--project-dir", metavar="DIR", help="keep the generated project in DIR")
     @argument("--python", action="append", metavar="X.Y", help="Python (default the kernel's)")
+    @argument(
+        "--server",
+        nargs="?",
+        const="",
+        metavar="PROFILE|URL",
+        help="also build for every Python this cloacina-server runs (a profile, a URL, or the "
+        "default)",
+    )
     @line_magic
     def cloaca_build(self, line: str) -> Any:
         """Export the session's tasks (and the code they need) as ``.cloaca`` packages."""
         args = parse_argstring(self.cloaca_build, line)
         from cloaca_nb.export import build_session
+
+        pythons = list(args.python or ())
+        if args.server is not None:
+            from IPython.core.error import UsageError
+
+            from cloaca_nb.errors import ServerRunError
+            from cloaca_nb.server_run import pythons_of
+
+            try:
+                pythons += pythons_of(args.server)
+            except ServerRunError as exc:
+                raise UsageError(str(exc)) from None
 
         return build_session(
             self.kit.session,
@@ -221,7 +241,7 @@ class CloacaMagics(Magics):
             version=args.version,
             module=args.module,
             project_dir=args.project_dir,
-            python_versions=args.python,
+            python_versions=list(dict.fromkeys(pythons)) or None,
         )
 
     @magic_arguments()

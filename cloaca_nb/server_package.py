@@ -5,8 +5,10 @@ The archive is made by the notebook export (:func:`cloaca_nb.export.export_proje
 engine's builder (:func:`cloaca.packaging.build_package`, with its build cache), like
 ``%cloaca_build``. Its version is ``0.1.0+nb.<digest>``: the digest hashes the exported project
 (the generated ``tasks.py`` compared as code, so re-running a cell, which renumbers the cell
-labels in its comments, changes nothing), so a server that already has this version has these
-tasks. Archives are kept in ``<build cache>/notebook-archives/`` and reused by version.
+labels in its comments, changes nothing) and the Python it is built for, so a server that
+already has this version has these tasks. It is built for the kernel's Python unless the server
+cannot run that one (:func:`build_python`). Archives are kept in
+``<build cache>/notebook-archives/`` and reused by version.
 
 Four levels make an unchanged session cheap:
 
@@ -29,6 +31,7 @@ import re
 import sys
 import tempfile
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +44,7 @@ BASE_VERSION = "0.1.0"
 _PLACEHOLDER = "0.0.0"
 _VERSION_LINE = re.compile(rf'^version = "{re.escape(_PLACEHOLDER)}"$', re.MULTILINE)
 _NOT_CODE = ("%", "!", "#")
+KERNEL_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class SessionPackage:
     path: Path
     built: bool
     cache_hit: bool
+    python: str = KERNEL_PYTHON
 
 
 @dataclass
@@ -67,7 +72,18 @@ class _Entry:
     package: SessionPackage
 
 
-_memo: weakref.WeakKeyDictionary[NotebookSession, dict[str, _Entry]] = weakref.WeakKeyDictionary()
+_memo: weakref.WeakKeyDictionary[NotebookSession, dict[tuple[str, str], _Entry]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def build_python(server_pythons: Sequence[str]) -> str:
+    """The ``X.Y`` to build the session for a server advertising ``server_pythons`` (its
+    ``GET /health`` ``pythons``): the kernel's when the server runs it or says nothing, else
+    the server's first (its own)."""
+    if not server_pythons or KERNEL_PYTHON in server_pythons:
+        return KERNEL_PYTHON
+    return server_pythons[0]
 
 
 def archive_dir() -> Path:
@@ -75,13 +91,13 @@ def archive_dir() -> Path:
     return default_cache_dir() / "notebook-archives"
 
 
-def session_signature(session: NotebookSession, name: str) -> str:
+def session_signature(session: NotebookSession, name: str, python: str = KERNEL_PYTHON) -> str:
     """A hash of what the export reads from the session: code cells in run order, task ids.
 
     Cells holding only magics, shell escapes and comments (``%cloaca_run --server`` itself)
     are left out, so running the magic again does not change it.
     """
-    h = hashlib.sha256(repr((name, sys.version_info[:2], session.task_ids())).encode())
+    h = hashlib.sha256(repr((name, python, session.task_ids())).encode())
     for cell in sorted(session.cells.values(), key=lambda c: c.sequence):
         lines = [ln.strip() for ln in cell.source.splitlines()]
         if all(not ln or ln.startswith(_NOT_CODE) for ln in lines):
@@ -90,20 +106,21 @@ def session_signature(session: NotebookSession, name: str) -> str:
     return h.hexdigest()
 
 
-def statements_signature(session: NotebookSession, name: str) -> str:
+def statements_signature(session: NotebookSession, name: str, python: str = KERNEL_PYTHON) -> str:
     """A hash of the statements the session's tasks need, in notebook order."""
     from cloaca_nb.analysis import needed_statements
 
     ids = session.task_ids()
-    h = hashlib.sha256(repr((name, sys.version_info[:2], ids)).encode())
+    h = hashlib.sha256(repr((name, python, ids)).encode())
     for stmt in needed_statements(session, ids):
         h.update(stmt.source.encode() + b"\0")
     return h.hexdigest()
 
 
-def project_digest(root: Path, tasks_file: Path) -> str:
-    """A hash of an exported project; ``tasks_file`` is compared as code (comments ignored)."""
-    h = hashlib.sha256()
+def project_digest(root: Path, tasks_file: Path, python: str = KERNEL_PYTHON) -> str:
+    """A hash of an exported project built for ``python``; ``tasks_file`` is compared as code
+    (comments ignored)."""
+    h = hashlib.sha256(python.encode() + b"\0")
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         if path == tasks_file:
@@ -149,11 +166,14 @@ def _files_unchanged(entry: _Entry) -> bool:
 
 def _reuse(entry: _Entry) -> SessionPackage:
     old = entry.package
-    return SessionPackage(old.name, old.version, old.path, built=False, cache_hit=True)
+    return SessionPackage(old.name, old.version, old.path, False, True, old.python)
 
 
-def session_package(session: NotebookSession, name: str = "notebook-tasks") -> SessionPackage:
-    """The archive of the session's tasks, built only when they changed (module docstring).
+def session_package(
+    session: NotebookSession, name: str = "notebook-tasks", python: str = KERNEL_PYTHON
+) -> SessionPackage:
+    """The archive of the session's tasks for Python ``python`` (``X.Y``; vendored for it by
+    the builder), built only when they changed (module docstring).
 
     Raises
     ------
@@ -165,32 +185,32 @@ def session_package(session: NotebookSession, name: str = "notebook-tasks") -> S
     from cloaca.packaging import build_package
     from cloaca_nb.export import export_project
 
-    signature = session_signature(session, name)
+    signature = session_signature(session, name, python)
     entries = _memo.setdefault(session, {})
-    entry = entries.get(name)
+    entry = entries.get((name, python))
     statements = None
     if entry is not None and _files_unchanged(entry):
         if entry.signature == signature:
             return _reuse(entry)
-        statements = statements_signature(session, name)
+        statements = statements_signature(session, name, python)
         if entry.statements == statements:
             entry.signature = signature
             return _reuse(entry)
-    statements = statements or statements_signature(session, name)
+    statements = statements or statements_signature(session, name, python)
     out = archive_dir()
     with tempfile.TemporaryDirectory(prefix="cloaca-nb-server-") as tmp:
-        project = export_project(session, tmp, name=name, version=_PLACEHOLDER)
-        digest = project_digest(project.root, project.tasks_file)
+        project = export_project(session, tmp, name=name, version=_PLACEHOLDER, pythons=[python])
+        digest = project_digest(project.root, project.tasks_file, python)
         version = f"{BASE_VERSION}+nb.{digest[:12]}"
         path = out / f"{name}-{version}-{host_target()}.cloaca"
         cache_hit = path.is_file()
         if not cache_hit:
             _set_version(project.root / "pyproject.toml", version)
-            (built,) = build_package(project.root, out)
+            (built,) = build_package(project.root, out, python_version=python)
             path, cache_hit = built.path, built.cached
         local = _local_files(project.local_modules)
-    package = SessionPackage(name, version, path, built=True, cache_hit=cache_hit)
-    entries[name] = _Entry(signature, statements, local, package)
+    package = SessionPackage(name, version, path, True, cache_hit, python)
+    entries[(name, python)] = _Entry(signature, statements, local, package)
     return package
 
 

@@ -5,8 +5,8 @@ the ``cloacina`` CLI, with the CLI's own profiles and keys (:mod:`cloaca.remote.
 
 1. resolve the server (a profile name, a URL, or the CLI's defaults) and check it answers;
 2. build the session's package (:mod:`cloaca_nb.server_package`: nothing is rebuilt when the
-   tasks did not change) and upload it unless the server's active version of the workflow is
-   already this one;
+   tasks did not change) for a Python the server runs (its ``GET /health`` ``pythons``) and
+   upload it unless the server's active version of the workflow is already this one;
 3. execute the workflow with the given context and follow its events over the delivery
    WebSocket (:func:`cloaca.remote.events.follow_events`), recolouring the DAG widgets from the
    kernel's main thread as the events arrive;
@@ -35,7 +35,7 @@ from cloaca.remote.events import follow_events
 from cloaca.remote.profiles import ServerTarget, resolve_target
 from cloaca_nb.errors import ServerRunError
 from cloaca_nb.result import NotebookResult
-from cloaca_nb.server_package import SessionPackage, session_package
+from cloaca_nb.server_package import SessionPackage, build_python, session_package
 
 if TYPE_CHECKING:
     from cloaca_nb.dag_widget import DagWidget
@@ -117,6 +117,26 @@ def active_version(client: ApiClient, target: ServerTarget, name: str) -> dict[s
             raise
         return None
     return detail
+
+
+def server_pythons(client: ApiClient) -> list[str]:
+    """The ``X.Y`` Pythons the server runs package tasks on, its own first (``GET /health``
+    ``pythons``); empty when it does not say (an upstream server)."""
+    pythons = client.get("/health").get("pythons")
+    return [str(p) for p in pythons] if isinstance(pythons, list) else []
+
+
+def pythons_of(spec: str | None) -> list[str]:
+    """:func:`server_pythons` of the server named by ``spec`` (as :func:`resolve` reads it).
+
+    Raises
+    ------
+    ServerRunError
+        Unknown profile, no server reachable.
+    """
+    target = resolve(spec)
+    with _talking_to(target):
+        return server_pythons(_client(target))
 
 
 def ensure_uploaded(
@@ -293,7 +313,8 @@ def run_on_server(
     name = name or DEFAULT_NAME
     with _talking_to(target):
         active = active_version(client, target, name)
-    package = session_package(session, name)  # build errors are not server errors
+        python = build_python(server_pythons(client))
+    package = session_package(session, name, python)  # build errors are not server errors
     with _talking_to(target):
         uploaded = ensure_uploaded(client, target, package, active)
         widgets, own = kit.run_widgets(show, {})

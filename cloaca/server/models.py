@@ -30,9 +30,11 @@ class ErrorBody(BaseModel):
 
 
 class Health(_Out):
-    """`GET /health`: the process is up."""
+    """`GET /health`: the process is up; ``pythons`` (our extension, optional) lists the
+    ``X.Y`` Python versions it can run package tasks on, its own first."""
 
     status: str
+    pythons: list[str] | None = None
 
 
 class Ready(_Out):

@@ -43,14 +43,17 @@ class ServerState:
         self.config = config
         config.home.mkdir(parents=True, exist_ok=True)
         self.db = ServerDB(config.url)
+        interpreters = server_interpreters(config)
         self.tenants = TenantManager(config, db=self.db)
         self.packages = Packages(
             self.db,
             PackageStore(config.packages_dir),
             config.staging_dir,
             config.max_manifest_bytes,
-            interpreters=server_interpreters(config),
+            interpreters=interpreters,
         )
+        #: ``X.Y`` of every interpreter package tasks can run on, the server's own first
+        self.pythons = list(dict.fromkeys(i.short for i in interpreters))
         self.tickets = Tickets()
         self.ready = False
         self.started_at = time.time()

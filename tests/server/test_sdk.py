@@ -14,6 +14,7 @@ import pytest
 import websockets
 from cloacina_client import AsyncClient, CloacinaApiError
 
+from tests.pythons import HOST
 from tests.server.support import RAW_DATA, ServerProcess, wait_status
 
 WF = "data-pipeline-example"
@@ -23,7 +24,8 @@ TASKS = ["fetch-data", "validate-data", "aggregate-data", "generate-report"]
 
 def test_health_ready_and_openapi(server: ServerProcess) -> None:
     client = server.client()
-    assert client.health() == {"status": "ok"}
+    # pythons: our optional extension, the Pythons package tasks can run on (its own first)
+    assert client.health() == {"status": "ok", "pythons": [HOST]}
     assert client.ready() == (200, {"status": "ready"})
     spec = httpx.get(server.url + "/openapi.json").json()
     assert "/v1/tenants/{tenant_id}/workflows/{name}/execute" in spec["paths"]

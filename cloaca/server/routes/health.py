@@ -12,9 +12,10 @@ router = APIRouter(tags=["operational"])
 
 
 @router.get("/health", response_model=Health)
-def health() -> dict[str, str]:
-    """Liveness: 200 ``{"status": "ok"}`` while the process serves requests."""
-    return {"status": "ok"}
+def health(request: Request) -> dict[str, object]:
+    """Liveness: 200 ``{"status": "ok", "pythons": ["3.12", ...]}`` while the process serves
+    requests; ``pythons`` are the versions package tasks can run on (the server's own first)."""
+    return {"status": "ok", "pythons": state_of(request).pythons}
 
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
