@@ -5,7 +5,6 @@ no ``500``; nothing stays ``Running``. Bounded in count and time."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.support import RAW_DATA, Gate, ServerProcess, bin_path
+from tests.server.support import RAW_DATA, Gate, ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 WORKFLOW = "data-pipeline-example"
@@ -30,29 +29,7 @@ class Server(ServerProcess):
 
     def __init__(self, home: Path, log: Path, *args: str) -> None:
         super().__init__(home, *args)
-        self.log = log
-
-    def start(self) -> Server:  # the parent's start with the log moved
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [bin_path("cloacina-server"), "--bind", "127.0.0.1:0",
-                 "--home", str(self.home), "--log-level", "info", *self.args],
-                stdout=log, stderr=log, env=self.env,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_tail()
-            try:
-                info = json.loads((self.home / "server.json").read_text())
-                if info["pid"] == self.proc.pid:
-                    self.url = info["url"]
-                    httpx.get(self.url + "/health", timeout=5).raise_for_status()
-                    return self
-            except (OSError, ValueError, KeyError, httpx.HTTPError):
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server did not start:\n{self.log_tail()}")
+        self.log, self.log_level = log, "info"
 
     def wait_log(self, text: str, timeout: float) -> None:
         """Block until ``text`` appears in the log."""
@@ -60,13 +37,6 @@ class Server(ServerProcess):
         while text not in self.log.read_text():
             assert time.monotonic() < deadline, f"no {text!r} in the log:\n{self.log_tail()}"
             time.sleep(0.1)
-
-    def log_tail(self) -> str:
-        """The end of the server's log."""
-        try:
-            return self.log.read_text()[-6000:]
-        except OSError:
-            return ""
 
 
 def submit(http: httpx.Client, context: dict[str, Any]) -> tuple[int, dict[str, Any]]:

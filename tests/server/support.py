@@ -69,14 +69,16 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.log = home / "test-server.log"
+        self.log_level = "warning"
 
     def start(self) -> ServerProcess:
         """Start and wait until it answers; ``url`` and ``key`` are set then."""
         self.home.mkdir(parents=True, exist_ok=True)
-        log = open(self.home / "test-server.log", "ab")  # noqa: SIM115 — owned by the child
+        log = open(self.log, "ab")  # noqa: SIM115 — owned by the child
         self.proc = subprocess.Popen(
             [bin_path("cloacina-server"), "--bind", "127.0.0.1:0", "--home", str(self.home),
-             "--log-level", "warning", *self.args],
+             "--log-level", self.log_level, *self.args],
             stdout=log, stderr=log, env=self.env,
         )  # fmt: skip
         log.close()
@@ -102,7 +104,7 @@ class ServerProcess:
     def log_tail(self) -> str:
         """The end of the server's log."""
         try:
-            return (self.home / "test-server.log").read_text()[-4000:]
+            return self.log.read_text()[-6000:]
         except OSError:
             return ""
 
