@@ -226,7 +226,7 @@ def test_callbacks_and_retry_spacing_are_the_same(
         "async-retry.success": {"async": True},
         "flaky.success": {"attempts": 3},
         "slow.failure": {
-            "type": "TaskTimeoutError", "error_type": "TaskTimeoutError", "task_id": "slow",
+            "is_str": True, "error_type": "TaskTimeoutError", "task_id": "slow",
         },
     }  # fmt: skip
     times = [float(t) for t in (state / "flaky.attempts").read_text().split()]
