@@ -11,8 +11,8 @@ LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), record each started slot
 executions are started right after the commit. Two runners never start the same slot.
 
 Missed runs. When several slots are due at once (the runners were down), the runner starts
-the most recent ``cron_max_catchup_executions`` of them (at least one; default 1: a long
-outage produces one catch-up run, not a burst). Slots older than
+the most recent ``cron_max_catchup_executions`` of them (at least one; default 100, as
+Cloacina). Slots older than
 ``cron_max_recovery_age_seconds`` are dropped. A slot that was claimed but whose execution
 never got written (the runner died in between) is *lost*: with ``cron_enable_recovery`` it
 is started again after ``cron_lost_threshold_minutes``, at most
@@ -25,11 +25,11 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from sqlalchemy import delete, func, insert, select, update
 
+from cloaca.runner.cron_expr import cron_iter, next_run, validate_cron
 from cloaca.storage.models import cron_executions as ce
 from cloaca.storage.models import cron_schedules as cs
 from cloaca.storage.models import pipeline_executions as pe
@@ -39,23 +39,6 @@ if TYPE_CHECKING:
     from cloaca.storage import Store
 
 _MAX_SLOTS = 10_000  # never enumerate more due slots than this in one tick
-
-
-def next_run(expression: str, timezone: str, after: float) -> float:
-    """The first time strictly after ``after`` (epoch seconds) matching ``expression``."""
-    base = datetime.fromtimestamp(after, ZoneInfo(timezone))
-    return float(croniter(expression, base).get_next(float))
-
-
-def _validate(expression: str, timezone: str) -> None:
-    if not isinstance(expression, str) or not croniter.is_valid(expression):
-        raise ValueError(
-            f"invalid cron expression {expression!r}; use five fields, e.g. '*/5 * * * *'"
-        )
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown timezone {timezone!r}; use an IANA name like 'UTC'") from exc
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -99,10 +82,11 @@ class CronMixin:
     ) -> str:
         """Run ``workflow_name`` on a cron schedule; return the schedule id.
 
-        ``cron_expression`` has five fields (minute hour day month weekday) and is read in
-        ``timezone`` (an IANA name).
+        ``cron_expression`` has five fields (minute hour day month weekday) or, seconds
+        first, six or seven (second minute hour day month weekday [year]); it is read in
+        ``timezone`` (an IANA name). See :mod:`cloaca.runner.cron_expr`.
         """
-        _validate(cron_expression, timezone)
+        validate_cron(cron_expression, timezone)
         now = time.time()
         sid = str(uuid.uuid4())
         row = {
@@ -148,7 +132,7 @@ class CronMixin:
         """Change a schedule's expression (and timezone); its next run is recomputed."""
         current = self.get_cron_schedule(schedule_id)
         tz = timezone or current["timezone"]
-        _validate(cron_expression, tz)
+        validate_cron(cron_expression, tz)
         now = time.time()
         self._update_schedule(
             schedule_id,
@@ -285,7 +269,7 @@ class CronMixin:
             if row is None:
                 return  # another runner fired it
             start = datetime.fromtimestamp(row.next_run_at - 1, ZoneInfo(row.timezone))
-            it = croniter(row.cron_expression, start)
+            it = cron_iter(row.cron_expression, start)
             slots: list[float] = []
             while len(slots) < _MAX_SLOTS:
                 slot = float(it.get_next(float))
