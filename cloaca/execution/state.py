@@ -254,8 +254,12 @@ class RunState:
         return inp
 
     def dep_statuses(self, node: str) -> dict[str, str]:
-        """How each selected dependency of ``node`` ended (task id → status)."""
-        return {d: self.records[d].status for d in self.dag.deps[node] if d in self.records}
+        """How each dependency of ``node`` ended (task id → status); a dependency outside the
+        selected sub-DAG is assumed done (Completed), as its context is."""
+        return {
+            d: self.records[d].status if d in self.records else COMPLETED
+            for d in self.dag.deps[node]
+        }
 
     def cancel_unfinished(self, reason: str) -> None:
         """Fail running tasks and skip pending ones (the workflow timed out)."""

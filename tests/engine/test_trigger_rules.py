@@ -221,6 +221,29 @@ def test_error_notification_needs_every_path_failed() -> None:
     assert result.tasks["tr-n-alert"].skip_reason == "trigger rule false"
 
 
+def test_an_unselected_dependency_counts_as_completed() -> None:
+    # ``only=`` assumes unselected dependencies are done: task_success holds, task_failed not
+    @task(id="tr-sel-up")
+    def up(ctx: Any) -> None:
+        ctx["up"] = True
+
+    @task(id="tr-sel-ok", dependencies=["tr-sel-up"], trigger_rules=task_success("tr-sel-up"))
+    def ok(ctx: Any) -> None:
+        ctx["ok"] = True
+
+    @task(id="tr-sel-fb", dependencies=["tr-sel-up"], trigger_rules=task_failed("tr-sel-up"))
+    def fallback(ctx: Any) -> None:
+        ctx["fallback"] = True
+
+    b = WorkflowBuilder("tr-selection")
+    for t in (up, ok, fallback):
+        b.add_task(t)
+    result = b.build().run({}, only=["tr-sel-ok", "tr-sel-fb"])
+    assert "tr-sel-up" not in result.tasks
+    assert result.tasks["tr-sel-ok"].status == "Completed"
+    assert result.tasks["tr-sel-fb"].status == "Skipped"
+
+
 def test_helpers_are_cloacas_top_level_names() -> None:
     for name in ("always", "task_success", "task_failed", "task_skipped"):
         assert getattr(cloaca, name) is globals()[name]
