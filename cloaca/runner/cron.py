@@ -69,8 +69,10 @@ class CronMixin:
     def _init_cron(self) -> None:
         self._cron_next_check = 0.0
         self._cron_next_recovery = 0.0
+        self._cron_changes = 0  # bumped by every schedule change (any thread)
 
     def _cron_changed(self) -> None:
+        self._cron_changes += 1
         self._cron_next_check = 0.0
         service = getattr(self, "_service", None)
         if service is not None:
@@ -230,6 +232,7 @@ class CronMixin:
         if mono < self._cron_next_check:
             return self._cron_next_check - mono
         now = time.time()
+        changes = self._cron_changes
         known = self.known_workflows()  # type: ignore[attr-defined]
         with self.store.read() as conn:
             due = list(
@@ -252,6 +255,8 @@ class CronMixin:
         wait = cfg.cron_poll_interval_seconds
         if earliest is not None:
             wait = min(wait, max(earliest - time.time(), 0.0))
+        if changes != self._cron_changes:
+            wait = 0.0  # a schedule changed while this tick read them: look again now
         self._cron_next_check = time.monotonic() + wait
         return wait
 
