@@ -8,7 +8,16 @@ package builder, the loader) are imported lazily on first use to keep ``import c
 from __future__ import annotations
 
 from cloaca._lazy import lazy_getattr
-from cloaca.conditions import all_of, any_of, context_value, none_of
+from cloaca.conditions import (
+    all_of,
+    always,
+    any_of,
+    context_value,
+    none_of,
+    task_failed,
+    task_skipped,
+    task_success,
+)
 from cloaca.context import Context
 from cloaca.errors import (
     CloacaError,
@@ -108,6 +117,7 @@ __all__ = [
     "WorkflowSecretsDecorator",
     "WorkflowValidationError",
     "all_of",
+    "always",
     "any_of",
     "batch_accumulator",
     "boundary_schema",
@@ -127,6 +137,9 @@ __all__ = [
     "state_accumulator",
     "stream_accumulator",
     "task",
+    "task_failed",
+    "task_skipped",
+    "task_success",
     "trigger",
     "var",
     "var_or",

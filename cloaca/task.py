@@ -279,7 +279,9 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
     rules = options.get("trigger_rules")
     if rules is not None and not isinstance(rules, Condition):
         raise TaskDefinitionError(
-            "trigger_rules must be built with context_value/all_of/any_of/none_of", task_id=task_id
+            "trigger_rules must be built with cloaca's rule helpers (context_value, task_success, "
+            "task_failed, task_skipped, always, all_of, any_of, none_of)",
+            task_id=task_id,
         )
     invokes, post_invocation = options.get("invokes"), options.get("post_invocation")
     if post_invocation is not None and invokes is None:
@@ -292,6 +294,13 @@ def make_spec(fn: Callable[..., Any], **options: Any) -> TaskSpec:
     deps = tuple(dependency_id(d, task_id) for d in options.get("dependencies") or ())
     if task_id in deps:
         raise TaskDefinitionError("a task cannot depend on itself", task_id=task_id)
+    unknown = sorted(rules.task_refs() - set(deps)) if rules is not None else []
+    if unknown:
+        raise TaskDefinitionError(
+            f"trigger_rules reads the state of {', '.join(map(repr, unknown))}, which is not "
+            "among this task's dependencies; add it to dependencies=[...]",
+            task_id=task_id,
+        )
     accepts_handle = _check_signature(fn, task_id)
     code = getattr(fn, "__code__", None)
     source = SourceInfo(

@@ -235,16 +235,31 @@ class RunState:
         self.finish(node)
 
     def begin(self, node: str) -> dict[str, Any] | None:
-        """Prepare ``node``: skip it (upstream failure / trigger rule) or return its input."""
-        if node in self.blocked:
+        """Prepare ``node``: skip it (upstream failure / trigger rule) or return its input.
+
+        A task whose rule reads task states (``task_failed(...)`` ...) decides for itself after
+        an upstream failure: its rule is evaluated like any other time, and the failure does
+        not reach past it (upstream's evaluation). Any other task is skipped.
+        """
+        rules = self.wf.tasks[node].trigger_rules
+        handles_failure = rules is not None and bool(rules.task_refs())
+        if node in self.blocked and not handles_failure:
             self.skip(node, f"upstream failed: {self.blocked[node]}")
             return None
+        self.blocked.pop(node, None)
         inp = self.input_for(node)
-        rules = self.wf.tasks[node].trigger_rules
-        if rules is not None and not rules.evaluate(inp):
+        if rules is not None and not rules.evaluate(inp, self.dep_statuses(node)):
             self.skip(node, "trigger rule false")
             return None
         return inp
+
+    def dep_statuses(self, node: str) -> dict[str, str]:
+        """How each dependency of ``node`` ended (task id → status); a dependency outside the
+        selected sub-DAG is assumed done (Completed), as its context is."""
+        return {
+            d: self.records[d].status if d in self.records else COMPLETED
+            for d in self.dag.deps[node]
+        }
 
     def cancel_unfinished(self, reason: str) -> None:
         """Fail running tasks and skip pending ones (the workflow timed out)."""

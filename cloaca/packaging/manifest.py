@@ -149,7 +149,22 @@ class CombinedRule(_Strict):
     conditions: list[TriggerRule]
 
 
-TriggerRule = Annotated[ContextValueRule | CombinedRule, Field(discriminator="type")]
+class TaskStateRule(_Strict):
+    """A trigger rule on how a dependency ended: ``task_success/task_failed/task_skipped(id)``."""
+
+    type: Literal["task_success", "task_failed", "task_skipped"]
+    task_id: str = Field(min_length=1)
+
+
+class AlwaysRule(_Strict):
+    """``always()``: the rule that always holds."""
+
+    type: Literal["always"]
+
+
+TriggerRule = Annotated[
+    ContextValueRule | TaskStateRule | AlwaysRule | CombinedRule, Field(discriminator="type")
+]
 
 
 _OPTIONAL_BEHAVIOUR = ("retry", "trigger_rules", "on_success", "on_failure")

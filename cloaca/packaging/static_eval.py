@@ -1,8 +1,9 @@
 """Evaluating one ``@task(...)`` option expression without importing the project.
 
 A decorator argument becomes a Python value when it is made only of literals, the engine's
-declarative helpers (``context_value``/``all_of``/``any_of``/``none_of``, ``RetryPolicy`` and its
-builder, ``BackoffStrategy``, ``RetryCondition``) and names of module-level functions, which
+declarative helpers (the trigger-rule helpers such as ``context_value``/``task_failed``/
+``all_of``, ``RetryPolicy`` and its builder, ``BackoffStrategy``, ``RetryCondition``) and names
+of module-level functions, which
 become :class:`~cloaca.packaging.spec_codec.FunctionRef` references (for callbacks). Nothing of
 the project runs. A lambda is refused with its own message (it can never be carried); anything
 else raises :class:`NotStatic` and the caller points at ``[tool.cloaca.tasks]``.
@@ -25,6 +26,10 @@ HELPERS: dict[str, Any] = {
     "all_of": conditions.all_of,
     "any_of": conditions.any_of,
     "none_of": conditions.none_of,
+    "always": conditions.always,
+    "task_success": conditions.task_success,
+    "task_failed": conditions.task_failed,
+    "task_skipped": conditions.task_skipped,
     "RetryPolicy": retry.RetryPolicy,
     "BackoffStrategy": retry.BackoffStrategy,
     "RetryCondition": retry.RetryCondition,

@@ -50,8 +50,8 @@ class DefaultRunnerConfig:
     cron_poll_interval_seconds:
         Longest sleep of the cron scheduler; it also wakes for the earliest due schedule.
     cron_max_catchup_executions:
-        After downtime, how many of a schedule's missed runs to start (the most recent ones;
-        0 skips missed runs). See ``docs/storage.md``.
+        After downtime, how many of a schedule's missed runs to start (the most recent ones,
+        at least one; default 100, as upstream). See ``docs/storage.md``.
     cron_enable_recovery:
         Periodically re-start cron runs whose execution never started (claimed but lost).
     cron_recovery_interval_seconds:
@@ -79,7 +79,7 @@ class DefaultRunnerConfig:
     max_recovery_attempts: int = 3
     enable_cron_scheduling: bool = True
     cron_poll_interval_seconds: float = 30
-    cron_max_catchup_executions: int = 1
+    cron_max_catchup_executions: int = 100
     cron_enable_recovery: bool = True
     cron_recovery_interval_seconds: float = 300
     cron_lost_threshold_minutes: float = 10

@@ -11,8 +11,8 @@ LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), record each started slot
 executions are started right after the commit. Two runners never start the same slot.
 
 Missed runs. When several slots are due at once (the runners were down), the runner starts
-the most recent ``cron_max_catchup_executions`` of them (at least one; default 1: a long
-outage produces one catch-up run, not a burst). Slots older than
+the most recent ``cron_max_catchup_executions`` of them (at least one; default 100, as
+Cloacina). Slots older than
 ``cron_max_recovery_age_seconds`` are dropped. A slot that was claimed but whose execution
 never got written (the runner died in between) is *lost*: with ``cron_enable_recovery`` it
 is started again after ``cron_lost_threshold_minutes``, at most
@@ -25,11 +25,11 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from sqlalchemy import delete, func, insert, select, update
 
+from cloaca.runner.cron_expr import cron_iter, next_run, validate_cron
 from cloaca.storage.models import cron_executions as ce
 from cloaca.storage.models import cron_schedules as cs
 from cloaca.storage.models import pipeline_executions as pe
@@ -39,23 +39,6 @@ if TYPE_CHECKING:
     from cloaca.storage import Store
 
 _MAX_SLOTS = 10_000  # never enumerate more due slots than this in one tick
-
-
-def next_run(expression: str, timezone: str, after: float) -> float:
-    """The first time strictly after ``after`` (epoch seconds) matching ``expression``."""
-    base = datetime.fromtimestamp(after, ZoneInfo(timezone))
-    return float(croniter(expression, base).get_next(float))
-
-
-def _validate(expression: str, timezone: str) -> None:
-    if not isinstance(expression, str) or not croniter.is_valid(expression):
-        raise ValueError(
-            f"invalid cron expression {expression!r}; use five fields, e.g. '*/5 * * * *'"
-        )
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown timezone {timezone!r}; use an IANA name like 'UTC'") from exc
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -86,8 +69,10 @@ class CronMixin:
     def _init_cron(self) -> None:
         self._cron_next_check = 0.0
         self._cron_next_recovery = 0.0
+        self._cron_changes = 0  # bumped by every schedule change (any thread)
 
     def _cron_changed(self) -> None:
+        self._cron_changes += 1
         self._cron_next_check = 0.0
         service = getattr(self, "_service", None)
         if service is not None:
@@ -99,10 +84,11 @@ class CronMixin:
     ) -> str:
         """Run ``workflow_name`` on a cron schedule; return the schedule id.
 
-        ``cron_expression`` has five fields (minute hour day month weekday) and is read in
-        ``timezone`` (an IANA name).
+        ``cron_expression`` has five fields (minute hour day month weekday) or, seconds
+        first, six or seven (second minute hour day month weekday [year]); it is read in
+        ``timezone`` (an IANA name). See :mod:`cloaca.runner.cron_expr`.
         """
-        _validate(cron_expression, timezone)
+        validate_cron(cron_expression, timezone)
         now = time.time()
         sid = str(uuid.uuid4())
         row = {
@@ -148,7 +134,7 @@ class CronMixin:
         """Change a schedule's expression (and timezone); its next run is recomputed."""
         current = self.get_cron_schedule(schedule_id)
         tz = timezone or current["timezone"]
-        _validate(cron_expression, tz)
+        validate_cron(cron_expression, tz)
         now = time.time()
         self._update_schedule(
             schedule_id,
@@ -246,6 +232,7 @@ class CronMixin:
         if mono < self._cron_next_check:
             return self._cron_next_check - mono
         now = time.time()
+        changes = self._cron_changes
         known = self.known_workflows()  # type: ignore[attr-defined]
         with self.store.read() as conn:
             due = list(
@@ -268,6 +255,8 @@ class CronMixin:
         wait = cfg.cron_poll_interval_seconds
         if earliest is not None:
             wait = min(wait, max(earliest - time.time(), 0.0))
+        if changes != self._cron_changes:
+            wait = 0.0  # a schedule changed while this tick read them: look again now
         self._cron_next_check = time.monotonic() + wait
         return wait
 
@@ -285,7 +274,7 @@ class CronMixin:
             if row is None:
                 return  # another runner fired it
             start = datetime.fromtimestamp(row.next_run_at - 1, ZoneInfo(row.timezone))
-            it = croniter(row.cron_expression, start)
+            it = cron_iter(row.cron_expression, start)
             slots: list[float] = []
             while len(slots) < _MAX_SLOTS:
                 slot = float(it.get_next(float))

@@ -36,7 +36,7 @@ from cloaca.runner.driver import ExecutionDriver
 from cloaca.runner.event_log import TASK_CREATED, event, insert_events
 from cloaca.runner.outputs import upstream_columns
 from cloaca.runner.recovery import ResumePlan
-from cloaca.runner.triggers import TriggerMixin
+from cloaca.runner.trigger_runner import TriggerMixin
 from cloaca.runner.workflows import WorkflowsMixin
 from cloaca.runner.writer import Writer
 from cloaca.storage import Store

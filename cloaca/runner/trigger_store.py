@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import UTC, datetime
@@ -98,15 +99,22 @@ def record_fire(store: Store, name: str, execution_id: str, context: str) -> Non
 
 
 def _row(r: Any) -> dict[str, Any]:
+    created = _dt(r.created_at)
     return {
-        "name": r.name,
+        # upstream's keys
+        "id": r.name,
+        "trigger_name": r.name,
         "workflow_name": r.workflow_name,
-        "poll_interval": r.poll_interval,
+        "poll_interval_ms": round(r.poll_interval * 1000),
         "allow_concurrent": bool(r.allow_concurrent),
         "enabled": bool(r.enabled),
         "last_poll_at": _dt(r.last_poll_at),
+        "created_at": created,
+        "updated_at": created,
+        # ours
+        "name": r.name,
+        "poll_interval": r.poll_interval,
         "last_fired_at": _dt(r.last_fired_at),
-        "created_at": _dt(r.created_at),
     }
 
 
@@ -119,27 +127,35 @@ def list_rows(store: Store, enabled_only: bool, limit: int, offset: int) -> list
         return [_row(r) for r in conn.execute(q)]
 
 
-def get_row(store: Store, name: str) -> dict[str, Any]:
-    """One trigger row; KeyError when unknown."""
+def get_row(store: Store, name: str) -> dict[str, Any] | None:
+    """One trigger row; None when unknown (as upstream)."""
     with store.read() as conn:
         r = conn.execute(select(ts).where(ts.c.name == name)).first()
-    if r is None:
-        raise KeyError(f"no trigger named {name!r}")
-    return _row(r)
+    return _row(r) if r is not None else None
 
 
 def set_enabled(store: Store, name: str, enabled: bool) -> None:
-    """Enable or disable a trigger; KeyError when unknown."""
+    """Enable or disable a trigger.
+
+    Raises
+    ------
+    ValueError
+        When no trigger has that name (naming it and the known ones).
+    """
     with store.write() as conn:
         res = conn.execute(update(ts).where(ts.c.name == name).values(enabled=bool(enabled)))
+        known = [] if res.rowcount else [n for (n,) in conn.execute(select(ts.c.name))]
     if res.rowcount == 0:
-        raise KeyError(f"no trigger named {name!r}")
+        raise ValueError(
+            f"Trigger not found: {name!r}; known triggers: {sorted(known) or 'none'} "
+            "(a trigger is known once a runner that has its workflow polled it)"
+        )
 
 
 def history(store: Store, name: str, limit: int, offset: int) -> list[dict[str, Any]]:
     """Executions started by trigger ``name``, newest first."""
     q = (
-        select(tx, pe.c.status)
+        select(tx, pe.c.status, pe.c.finished_at)
         .select_from(tx.outerjoin(pe, pe.c.id == tx.c.execution_id))
         .where(tx.c.trigger_name == name)
         .order_by(tx.c.fired_at.desc(), tx.c.id.desc())
@@ -149,6 +165,15 @@ def history(store: Store, name: str, limit: int, offset: int) -> list[dict[str, 
     with store.read() as conn:
         return [
             {
+                # upstream's keys
+                "id": r.id,
+                "schedule_id": r.trigger_name,
+                "context_hash": hashlib.sha256((r.context or "{}").encode()).hexdigest(),
+                "workflow_execution_id": r.execution_id,
+                "started_at": _dt(r.fired_at),
+                "completed_at": _dt(r.finished_at),
+                "created_at": _dt(r.fired_at),
+                # ours
                 "trigger_name": r.trigger_name,
                 "execution_id": r.execution_id,
                 "fired_at": _dt(r.fired_at),

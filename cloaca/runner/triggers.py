@@ -6,7 +6,8 @@ A trigger is a plain (sync or async) zero-argument function returning
 polls it every ``poll_interval``. On a shared database a poll tick is claimed atomically
 (``UPDATE ... WHERE last_poll_at <= now - interval``), so several runners do not all fire for
 the same tick. Unless ``allow_concurrent``, a trigger does not start its workflow again while
-its previous execution is still running.
+its previous execution is still running. The runner's side (polling, cron triggers, the trigger
+API) is :mod:`cloaca.runner.trigger_runner`.
 
 This module stays free of SQLAlchemy at import time (``cloaca.trigger`` is exported lazily).
 """
@@ -15,44 +16,46 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
-import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cloaca.context import Context
 
-if TYPE_CHECKING:
-    from cloaca.runner.config import DefaultRunnerConfig
-    from cloaca.storage import Store
-
-log = logging.getLogger("cloaca.runner")
-
 
 class TriggerResult:
-    """What a trigger function returns: fire (with an optional context) or skip."""
+    """What a trigger function returns: fire (with an optional context) or skip.
+
+    ``TriggerResult(should_fire, context=None)`` is upstream's constructor;
+    :meth:`fire` and :meth:`skip` are the usual spellings.
+    """
 
     __slots__ = ("_context", "_fire")
 
-    def __init__(self, fire: bool, context: Context | None = None) -> None:
-        self._fire = fire
+    def __init__(
+        self, should_fire: bool, context: Context | Mapping[str, Any] | None = None
+    ) -> None:
+        if context is not None and not isinstance(context, Context):
+            context = Context(context)
+        self._fire = bool(should_fire)
         self._context = context
 
     @staticmethod
     def fire(context: Context | Mapping[str, Any] | None = None) -> TriggerResult:
         """Start the workflow, with ``context`` as its initial context."""
-        if context is not None and not isinstance(context, Context):
-            context = Context(context)
         return TriggerResult(True, context)
 
     @staticmethod
     def skip() -> TriggerResult:
         """Do nothing this time."""
         return TriggerResult(False)
+
+    @property
+    def should_fire(self) -> bool:
+        """True when the workflow should start."""
+        return self._fire
 
     def is_fire_result(self) -> bool:
         """True when the workflow should start."""
@@ -68,19 +71,25 @@ class TriggerResult:
         return self._context
 
     def __repr__(self) -> str:
-        return "TriggerResult.fire(...)" if self._fire else "TriggerResult.skip()"
+        return f"TriggerResult(should_fire={self._fire})"
 
 
 @dataclass(frozen=True)
 class TriggerSpec:
-    """A registered trigger: its ``name``, the ``workflow`` it starts, how often it is polled
-    (``poll_interval`` seconds) and the function."""
+    """A registered trigger: its ``name``, the ``workflow`` it starts (None: not bound to one,
+    so it fires nothing), how often it is polled (``poll_interval`` seconds) and the function.
+
+    A cron trigger (``cron`` set) is not polled: the runner registers a cron schedule of
+    ``workflow`` on ``cron`` in ``timezone`` and the function is never called.
+    """
 
     name: str
-    workflow: str
+    workflow: str | None
     poll_interval: float
     fn: Callable[[], Any]
     allow_concurrent: bool = False
+    cron: str | None = None
+    timezone: str | None = None
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -105,31 +114,64 @@ _triggers: dict[str, TriggerSpec] = {}
 _lock = threading.Lock()
 
 
+DEFAULT_POLL_INTERVAL = "30s"
+
+
 def trigger(
     fn: Callable[[], Any] | None = None,
     *,
-    workflow: str,
     name: str | None = None,
-    poll_interval: float | int | str = "5s",
+    on: str | None = None,
+    poll_interval: float | int | str | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
     allow_concurrent: bool = False,
+    workflow: str | None = None,
 ) -> Any:
-    """Register a function as a trigger for ``workflow`` (see the module docstring).
+    """Register a function as a trigger for the workflow named by ``on`` (see the module
+    docstring).
+
+    ``poll_interval`` defaults to ``"30s"``. With ``cron=`` (and optionally ``timezone=``) the
+    runner schedules ``on`` on that expression instead of polling. ``workflow=`` is this
+    library's older name for ``on=``.
+
+    Raises
+    ------
+    ValueError
+        ``cron`` together with ``poll_interval``; ``cron`` without ``on``; ``on`` and
+        ``workflow`` naming different workflows; a bad interval or cron expression.
 
     Examples
     --------
-    >>> @trigger(workflow="ingest", poll_interval="10s")      # doctest: +SKIP
+    >>> @trigger(on="ingest", poll_interval="10s")      # doctest: +SKIP
     ... def new_files():
     ...     files = list_inbox()
     ...     return TriggerResult.fire({"files": files}) if files else TriggerResult.skip()
     """
+    if on is not None and workflow is not None and on != workflow:
+        raise ValueError(f"trigger: on={on!r} and workflow={workflow!r} disagree; give on= only")
+    target = on if on is not None else workflow
+    if cron is not None:
+        if poll_interval is not None:
+            raise ValueError("trigger: give either cron= or poll_interval=, not both")
+        if target is None:
+            raise ValueError("trigger: a cron trigger needs on= (the workflow it schedules)")
+        from cloaca.runner.cron_expr import validate_cron
+
+        validate_cron(cron, timezone or "UTC")
+    elif timezone is not None:
+        raise ValueError("trigger: timezone= applies to cron= triggers only")
+    interval = parse_interval(poll_interval if poll_interval is not None else DEFAULT_POLL_INTERVAL)
 
     def decorate(func: Callable[[], Any]) -> Callable[[], Any]:
         spec = TriggerSpec(
             name=name or func.__name__,
-            workflow=workflow,
-            poll_interval=parse_interval(poll_interval),
+            workflow=target,
+            poll_interval=interval,
             fn=func,
             allow_concurrent=allow_concurrent,
+            cron=cron,
+            timezone=timezone,
         )
         with _lock:
             _triggers[spec.name] = spec
@@ -180,97 +222,3 @@ def call_trigger(spec: TriggerSpec) -> TriggerResult:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
-
-
-class TriggerMixin:
-    """The trigger part of :class:`~cloaca.runner.DefaultRunner`."""
-
-    store: Store
-    config: DefaultRunnerConfig
-    runner_id: str
-
-    def _init_triggers(self) -> None:
-        self._trigger_due: dict[str, float] = {}
-        self._trigger_rows: set[tuple[str, str, float]] = set()
-        self._trigger_last: dict[str, str] = {}
-
-    def _trigger_tick(self) -> float | None:
-        """Poll due triggers; return seconds until the next one is due."""
-        from cloaca.runner import trigger_store
-
-        known = set(self.known_workflows())  # type: ignore[attr-defined]
-        specs = [s for s in registered_triggers() if s.workflow in known]
-        if not specs:
-            return None
-        mono = time.monotonic()
-        for spec in specs:
-            key = (spec.name, spec.workflow, spec.poll_interval)
-            if key not in self._trigger_rows:
-                trigger_store.ensure_row(self.store, spec)
-                self._trigger_rows.add(key)
-            if mono < self._trigger_due.get(spec.name, 0.0):
-                continue
-            self._trigger_due[spec.name] = mono + spec.poll_interval
-            if trigger_store.claim_tick(self.store, spec):
-                self._poll_trigger(spec)
-        return max(0.0, min(self._trigger_due[s.name] for s in specs) - time.monotonic())
-
-    def _poll_trigger(self, spec: TriggerSpec) -> None:
-        from cloaca.runner import trigger_store
-
-        try:
-            result = call_trigger(spec)
-        except Exception:
-            log.exception("trigger %r raised; treated as skip", spec.name)
-            return
-        if result.is_skip_result():
-            return
-        if not spec.allow_concurrent and trigger_store.previous_running(self.store, spec.name):
-            log.info("trigger %r fired while its last execution runs; skipped", spec.name)
-            return
-        context = result.context.to_dict() if result.context is not None else {}
-        eid = self.submit(spec.workflow, context, origin="trigger")  # type: ignore[attr-defined]
-        trigger_store.record_fire(self.store, spec.name, eid, json.dumps(context))
-
-    # ------------------------------------------------------------------ API
-    def list_trigger_schedules(
-        self, enabled_only: bool = False, limit: int = 100, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        """Triggers known to this database (registered by any runner that polled them)."""
-        from cloaca.runner import trigger_store
-
-        self._trigger_tick_rows()
-        return trigger_store.list_rows(self.store, enabled_only, limit, offset)
-
-    def get_trigger_schedule(self, name: str) -> dict[str, Any]:
-        """One trigger as a dict (``name``, ``workflow_name``, ``poll_interval``,
-        ``enabled``, ``last_poll_at``, ``last_fired_at``); KeyError when unknown."""
-        from cloaca.runner import trigger_store
-
-        self._trigger_tick_rows()
-        return trigger_store.get_row(self.store, name)
-
-    def set_trigger_enabled(self, name: str, enabled: bool) -> None:
-        """Enable or disable polling of a trigger (for every runner on this database)."""
-        from cloaca.runner import trigger_store
-
-        self._trigger_tick_rows()
-        trigger_store.set_enabled(self.store, name, enabled)
-
-    def get_trigger_execution_history(
-        self, name: str, limit: int = 100, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        """Executions a trigger started, newest first: ``execution_id``, ``fired_at``,
-        ``context``, ``status``."""
-        from cloaca.runner import trigger_store
-
-        return trigger_store.history(self.store, name, limit, offset)
-
-    def _trigger_tick_rows(self) -> None:
-        from cloaca.runner import trigger_store
-
-        for spec in registered_triggers():
-            key = (spec.name, spec.workflow, spec.poll_interval)
-            if key not in self._trigger_rows:
-                trigger_store.ensure_row(self.store, spec)
-                self._trigger_rows.add(key)

@@ -33,29 +33,12 @@ DECORATOR_CLASSES = [
 ]  # fmt: skip
 UPSTREAM_NAMES = AUTHORING + HOST + DECORATOR_CLASSES
 
-# trigger-rule helpers are added by the trigger-rule change (issue 16 item 5, in parallel);
-# strict: once it lands these pass and the marker must go
-PENDING_16A = {"task_success", "task_failed", "task_skipped", "always"}
-
 
 def test_the_list_is_upstreams_47_distinct_names() -> None:
     assert len(UPSTREAM_NAMES) == len(set(UPSTREAM_NAMES)) == 47
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                strict=True, reason="trigger-rule helpers: issue 16 item 5 (helper 16a)"
-            ),
-        )
-        if n in PENDING_16A
-        else n
-        for n in UPSTREAM_NAMES
-    ],
-)
+@pytest.mark.parametrize("name", UPSTREAM_NAMES)
 def test_name_imports_from_cloaca(name: str) -> None:
     module = importlib.import_module("cloaca")
     value = getattr(module, name)
@@ -68,8 +51,5 @@ def test_name_imports_from_cloaca(name: str) -> None:
 def test_public_names_other_than_the_private_one_are_in_all() -> None:
     import cloaca
 
-    missing = [
-        n for n in UPSTREAM_NAMES if not n.startswith("_") and n not in PENDING_16A
-        and n not in cloaca.__all__
-    ]  # fmt: skip
+    missing = [n for n in UPSTREAM_NAMES if not n.startswith("_") and n not in cloaca.__all__]
     assert missing == []

@@ -75,15 +75,6 @@ def test_04_error_handling(tmp_path: Path, app_db: Path) -> None:
     assert "flaky succeeded on attempt 3" in out and "status: Completed" in out
 
 
-PENDING_CRON = pytest.mark.xfail(
-    strict=True, reason="6-field cron is seconds-first: issue 16 item 3 (helper 16a)"
-)
-PENDING_TRIGGER_ON = pytest.mark.xfail(
-    strict=True, reason="@trigger(on=...): issue 16 item 4 (helper 16a)"
-)
-
-
-@PENDING_CRON
 @pytest.mark.slow
 def test_05_cron_scheduling(tmp_path: Path) -> None:
     out = run_tutorial("t05_cron_scheduling.py", tmp_path, 150)
@@ -126,7 +117,6 @@ def test_06_multi_tenancy(tmp_path: Path) -> None:
     assert "Dedicated tenant: Completed" in out
 
 
-@PENDING_TRIGGER_ON
 def test_07_event_triggers(tmp_path: Path) -> None:
     out = run_tutorial("t07_event_triggers.py", tmp_path, 120)
     assert "file_watcher -> file_processing" in out

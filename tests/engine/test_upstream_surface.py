@@ -61,7 +61,7 @@ def test_decorators_return_upstreams_decorator_classes() -> None:
         return context
 
     assert deco(body) is body and get_spec(body) is not None
-    trig = cloaca.trigger(workflow="nowhere", name="deco_cls_trigger")
+    trig = cloaca.trigger(on="nowhere", name="deco_cls_trigger")
     assert isinstance(trig, cloaca.TriggerDecorator)
 
 

@@ -10,7 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloaca import all_of, any_of, context_value, none_of, task
+from cloaca import (
+    all_of,
+    always,
+    any_of,
+    context_value,
+    none_of,
+    task,
+    task_failed,
+    task_skipped,
+    task_success,
+)
 from cloaca.conditions import OPERATORS, Condition
 from cloaca.errors import TaskOptionError
 from cloaca.packaging.manifest import Manifest, TaskEntry, parse_manifest
@@ -51,7 +61,21 @@ json_values = st.recursive(
     ),
     max_leaves=6,
 )
-leaf_rules = st.builds(context_value, st.text(max_size=6), st.sampled_from(OPERATORS), json_values)
+# operators as users write them: canonical, any case, snake_case or a symbol
+operators = st.one_of(
+    st.sampled_from(OPERATORS),
+    st.sampled_from(OPERATORS).map(str.lower),
+    st.sampled_from(["==", "eq", "!=", ">", "<", "not_contains", "NOT_EQUALS", "greater_than"]),
+)
+leaf_rules = st.one_of(
+    st.builds(context_value, st.text(max_size=6), operators, json_values),
+    st.builds(
+        lambda f, t: f(t),
+        st.sampled_from([task_success, task_failed, task_skipped]),
+        st.from_regex(r"[a-z]{1,3}", fullmatch=True),
+    ),
+    st.just(always()),
+)
 rules: st.SearchStrategy[Condition] = st.recursive(
     leaf_rules,
     lambda inner: st.one_of(
@@ -91,6 +115,9 @@ ids = st.from_regex(r"[A-Za-z0-9_.\-]{1,20}", fullmatch=True)
 def specs(draw: st.DrawFn) -> TaskSpec:
     task_id = draw(ids)
     deps = draw(st.lists(ids.filter(lambda d: d != task_id), max_size=4, unique=True))
+    rule = draw(st.one_of(st.none(), rules.filter(lambda r: task_id not in r.task_refs())))
+    # a rule may read only its task's dependencies' states
+    deps += sorted(rule.task_refs() - set(deps)) if rule is not None else []
     return make_spec(
         draw(st.sampled_from(fx.TASK_FUNCTIONS)),
         id=task_id,
@@ -98,7 +125,7 @@ def specs(draw: st.DrawFn) -> TaskSpec:
         description=draw(st.one_of(st.none(), st.text(min_size=1, max_size=20))),
         retry=draw(policies),
         timeout_seconds=draw(st.one_of(st.none(), st.floats(0.001, 1e6))),
-        trigger_rules=draw(st.one_of(st.none(), rules)),
+        trigger_rules=rule,
         on_success=draw(st.sampled_from(fx.SUCCESS_CALLBACKS)),
         on_failure=draw(st.sampled_from(fx.FAILURE_CALLBACKS)),
     )

@@ -15,6 +15,7 @@ def test_defaults_match_the_spec() -> None:
     assert d["scheduler_poll_interval_ms"] == 100
     assert d["task_timeout_seconds"] == 300
     assert d["workflow_timeout_seconds"] == 3600  # upstream's default: one hour
+    assert d["cron_max_catchup_executions"] == 100  # upstream's default
     assert d["db_pool_size"] == 10
     assert d["enable_recovery"] is True
     assert d["enable_cron_scheduling"] is True
