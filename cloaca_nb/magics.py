@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +153,8 @@ class CloacaMagics(Magics):
                 out=(self.user_ns, args.out),
                 **select,
             )
-        elif args.dask:
-            from cloaca.execution.executors.dask import DaskExecutor
-
-            with DaskExecutor(args.dask) as executor:
+        else:
+            with self._executor(args.dask) as executor:
                 result = self.kit.run(
                     context,
                     show=not args.no_widget,
@@ -164,19 +163,20 @@ class CloacaMagics(Magics):
                     retries=not args.no_retry,
                     **select,
                 )
-        else:
-            result = self.kit.run(
-                context,
-                show=not args.no_widget,
-                max_concurrency=args.max_concurrency,
-                retries=not args.no_retry,
-                **select,
-            )
         if args.out:
             self.user_ns[args.out] = result
         if args.raise_:
             result.raise_for_status()
         return result
+
+    @staticmethod
+    def _executor(dask: str | None) -> AbstractContextManager[Any]:
+        """The Dask executor of ``--dask ADDRESS`` (closed after the run), else None: in-kernel."""
+        if not dask:
+            return nullcontext()
+        from cloaca.execution.executors.dask import DaskExecutor
+
+        return DaskExecutor(dask)
 
     def _run_on_server(self, args: Any, context: dict[str, Any], select: dict[str, Any]) -> Any:
         from IPython.core.error import UsageError
