@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.server.support import server  # noqa: F401 — fixture (the --server tests)
+
 RunCell = Callable[..., Any]
 AUTO: Any = object()  # `cell(source)`: a fresh cell id; `cell(source, None)`: no id (papermill)
 

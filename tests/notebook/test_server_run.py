@@ -4,7 +4,6 @@ in-kernel run, live widget updates, no rebuild/re-upload when nothing changed, c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +62,6 @@ def _summary(res):
         "server": None if res.server is None else res.server.__dict__,
     }
 """
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One SQLite-backed server for this module."""
-    srv = ServerProcess(tmp_path_factory.mktemp("nb-server-home")).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(autouse=True)

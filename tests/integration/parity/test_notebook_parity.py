@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -115,14 +114,6 @@ def _run_notebook(k: Kernel, base: Path, server: ServerProcess) -> dict[str, dic
     )
     out["server"] = run.json()
     return out
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One SQLite-backed ``cloacina-server`` for this module."""
-    srv = ServerProcess(tmp_path_factory.mktemp("parity-server-home")).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,13 +80,6 @@ def archives(other: Interpreter, tmp_path_factory: pytest.TempPathFactory) -> di
     return found
 
 
-@pytest.fixture(scope="module")
-def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("plain-home")).start()
-    yield srv
-    srv.stop()
-
-
 def run(srv: ServerProcess, workflow: str) -> dict[str, object]:
     client = srv.client()
     eid = client.execute_workflow(workflow, {}).execution_id
@@ -98,9 +90,9 @@ def run(srv: ServerProcess, workflow: str) -> dict[str, object]:
 
 
 def test_built_for_another_python_is_refused_at_upload(
-    plain_server: ServerProcess, archives: dict[str, Path], other: Interpreter
+    server: ServerProcess, archives: dict[str, Path], other: Interpreter
 ) -> None:
-    with plain_server.http() as http:
+    with server.http() as http:
         files = {"file": ("pkg.cloaca", archives[f"both-{other.short}"].read_bytes())}
         response = http.post("/v1/tenants/public/workflows", files=files)
     assert response.status_code == 400, response.text
@@ -115,10 +107,10 @@ def test_built_for_another_python_is_refused_at_upload(
 
 
 def test_built_for_both_runs_on_the_matching_one(
-    plain_server: ServerProcess, archives: dict[str, Path]
+    server: ServerProcess, archives: dict[str, Path]
 ) -> None:
-    plain_server.client().upload_workflow(archives[f"both-{HOST}"].read_bytes())
-    assert run(plain_server, "where-both") == {"python": HOST, "escaped": "&lt;b&gt;"}
+    server.client().upload_workflow(archives[f"both-{HOST}"].read_bytes())
+    assert run(server, "where-both") == {"python": HOST, "escaped": "&lt;b&gt;"}
 
 
 def test_a_server_with_both_interpreters_runs_packages_built_for_each(
